@@ -1,0 +1,147 @@
+//! Command-line interface (clap).
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{CommonArgs, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "control-server", version, about = "Bot-Mox control server", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--data-dir`, `--database-url`, `--config`, accepted before or after any subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API server.
+    Serve(Settings),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the configuration, print it (secrets masked) and exit.
+    CheckConfig(Settings),
+    /// Manage tenants, users and API tokens (works while the server runs).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens for automation.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Slug: a-z, 0-9 and '-'.
+        #[arg(long)]
+        id: String,
+        /// Display name [default: the id].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints a generated password unless --password-stdin.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// Also grant the platform role `infra` (server operator).
+        #[arg(long)]
+        infra: bool,
+        /// Read the password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Change a user's tenant role (and optionally the infra role).
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+        /// Grant (`true`) or remove (`false`) the infra role; unchanged if omitted.
+        #[arg(long)]
+        infra: Option<bool>,
+    },
+    /// Disable a user and revoke all their tokens.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a new password (revokes the user's tokens).
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input; otherwise one is generated and printed.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Lifetime in days [default: 90; max 3650].
+        #[arg(long)]
+        ttl: Option<u32>,
+    },
+    /// List a user's API tokens.
+    List {
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoke an API token by id.
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+}

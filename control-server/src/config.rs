@@ -1,0 +1,521 @@
+//! Server configuration: one set of keys readable from flags, `BOTMOX_*`
+//! environment variables and a TOML file, in that order of precedence.
+//!
+//! The naming rule is mechanical: the TOML key `foo_bar` is the flag
+//! `--foo-bar` and the environment variable `BOTMOX_FOO_BAR`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::auth::Role;
+
+/// Flags shared by every subcommand that touches the database.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// Directory for the SQLite database, TLS certificate and initial password.
+    #[arg(long, global = true, env = "BOTMOX_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`; default: SQLite in the data dir.
+    #[arg(long, global = true, env = "BOTMOX_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// TOML configuration file (keys as in `docs/configuration.md`).
+    #[arg(long, global = true, env = "BOTMOX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Every tunable of `serve`. Also the schema of the TOML file.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[arg(skip)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(skip)]
+    pub database_url: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:8443].
+    #[arg(long, env = "BOTMOX_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// `self-signed` (default), `off`, or `CERT.pem:KEY.pem`.
+    #[arg(long, env = "BOTMOX_TLS", value_name = "MODE")]
+    pub tls: Option<String>,
+    /// Extra subject alternative names for the self-signed certificate.
+    #[arg(long, env = "BOTMOX_TLS_SAN", value_delimiter = ',', value_name = "NAME")]
+    pub tls_san: Option<Vec<String>>,
+    /// Public base URL agents and browsers use (e.g. https://botmox.example.com).
+    #[arg(long, env = "BOTMOX_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// `text` (default) or `json`.
+    #[arg(long, env = "BOTMOX_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Prometheus `/metrics`: `off` (default), `admin` (admin/infra bearer) or `public`.
+    #[arg(long, env = "BOTMOX_METRICS", value_name = "MODE")]
+    pub metrics: Option<String>,
+    /// Browser origins allowed by CORS (none by default).
+    #[arg(long, env = "BOTMOX_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
+    pub cors_allowed_origins: Option<Vec<String>>,
+    /// Maximum request body in bytes [default: 1048576].
+    #[arg(long, env = "BOTMOX_BODY_LIMIT_BYTES", value_name = "BYTES")]
+    pub body_limit_bytes: Option<usize>,
+    /// Lifetime of a login session token in hours [default: 12].
+    #[arg(long, env = "BOTMOX_SESSION_TTL_HOURS", value_name = "HOURS")]
+    pub session_ttl_hours: Option<u64>,
+    /// Requests per minute per caller on the authenticated API [default: 600].
+    #[arg(long, env = "BOTMOX_API_RATE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub api_rate_limit_per_minute: Option<u32>,
+    /// Requests per minute per IP on public endpoints such as login [default: 20].
+    #[arg(long, env = "BOTMOX_PUBLIC_RATE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub public_rate_limit_per_minute: Option<u32>,
+    /// Trust the left-most `X-Forwarded-For` address (only behind a reverse proxy).
+    #[arg(long, env = "BOTMOX_TRUST_FORWARDED_FOR", value_name = "BOOL")]
+    pub trust_forwarded_for: Option<bool>,
+    /// External JWT: HS256 shared secret (Supabase `JWT_SECRET`).
+    #[arg(long, env = "BOTMOX_JWT_HS256_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+    /// External JWT: JWKS URL for asymmetric keys.
+    #[arg(long, env = "BOTMOX_JWT_JWKS_URL", value_name = "URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// External JWT: required `iss` [default: supabase].
+    #[arg(long, env = "BOTMOX_JWT_ISSUER", value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// External JWT: accepted `aud` values [default: authenticated].
+    #[arg(long, env = "BOTMOX_JWT_AUDIENCE", value_delimiter = ',', value_name = "AUD")]
+    pub jwt_audience: Option<Vec<String>>,
+    /// External JWT: tenant role when `app_metadata.roles` names none [default: viewer].
+    #[arg(long, env = "BOTMOX_JWT_DEFAULT_ROLE", value_name = "ROLE")]
+    pub jwt_default_role: Option<String>,
+    /// Seconds to let in-flight requests finish on shutdown [default: 30].
+    #[arg(long, env = "BOTMOX_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
+    pub shutdown_grace_seconds: Option<u64>,
+}
+
+impl Settings {
+    /// Fill every unset key from `other` (lower precedence).
+    fn or(mut self, other: Settings) -> Settings {
+        macro_rules! fill {
+            ($($f:ident),* $(,)?) => { $( if self.$f.is_none() { self.$f = other.$f; } )* };
+        }
+        fill!(
+            data_dir,
+            database_url,
+            listen,
+            tls,
+            tls_san,
+            public_url,
+            log_format,
+            metrics,
+            cors_allowed_origins,
+            body_limit_bytes,
+            session_ttl_hours,
+            api_rate_limit_per_minute,
+            public_rate_limit_per_minute,
+            trust_forwarded_for,
+            jwt_hs256_secret,
+            jwt_jwks_url,
+            jwt_issuer,
+            jwt_audience,
+            jwt_default_role,
+            shutdown_grace_seconds,
+        );
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    SelfSigned,
+    Off,
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsMode {
+    Off,
+    Admin,
+    Public,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub hs256_secret: Option<String>,
+    pub jwks_url: Option<String>,
+    pub issuer: String,
+    pub audience: Vec<String>,
+    pub default_role: Role,
+}
+
+/// The resolved, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub tls: TlsMode,
+    pub tls_san: Vec<String>,
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    pub metrics: MetricsMode,
+    pub cors_allowed_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub session_ttl_hours: u64,
+    pub api_rate_limit_per_minute: u32,
+    pub public_rate_limit_per_minute: u32,
+    pub trust_forwarded_for: bool,
+    pub jwt: Option<JwtConfig>,
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Config {
+    /// Resolve flags (already merged with env by clap) over the config file over defaults.
+    pub fn resolve(common: &CommonArgs, cli: Settings) -> Result<Config, ConfigError> {
+        let cli = Settings {
+            data_dir: common.data_dir.clone(),
+            database_url: common.database_url.clone(),
+            ..cli
+        };
+        let file = match &common.config {
+            Some(path) => load_file(path)?,
+            None => Settings::default(),
+        };
+        Self::from_settings(cli.or(file))
+    }
+
+    /// Validate merged settings and apply defaults.
+    pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
+        let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = match s.database_url {
+            Some(url) => {
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
+                    return Err(invalid(
+                        "database_url",
+                        "expected sqlite://PATH, postgres://… or postgresql://…",
+                    ));
+                }
+                url
+            }
+            None => default_sqlite_url(&data_dir),
+        };
+        let listen_raw = s.listen.unwrap_or_else(|| "127.0.0.1:8443".into());
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{listen_raw}` is not IP:PORT (e.g. 127.0.0.1:8443 or 0.0.0.0:443)"),
+            )
+        })?;
+        let tls = parse_tls(s.tls.as_deref().unwrap_or("self-signed"))?;
+        let log_format = match s.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(invalid("log_format", format!("`{other}`: use text or json"))),
+        };
+        let metrics = match s.metrics.as_deref().unwrap_or("off") {
+            "off" => MetricsMode::Off,
+            "admin" => MetricsMode::Admin,
+            "public" => MetricsMode::Public,
+            other => {
+                return Err(invalid(
+                    "metrics",
+                    format!("`{other}`: use off, admin or public"),
+                ))
+            }
+        };
+        if let Some(url) = &s.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid("public_url", "must start with https:// or http://"));
+            }
+        }
+        let cors_allowed_origins = s.cors_allowed_origins.unwrap_or_default();
+        for o in &cors_allowed_origins {
+            if o == "*" {
+                return Err(invalid(
+                    "cors_allowed_origins",
+                    "`*` is not allowed; list each origin (scheme://host[:port])",
+                ));
+            }
+            if !(o.starts_with("https://") || o.starts_with("http://")) || o.ends_with('/') {
+                return Err(invalid(
+                    "cors_allowed_origins",
+                    format!("`{o}` is not an origin like https://app.example.com"),
+                ));
+            }
+        }
+        let body_limit_bytes = s.body_limit_bytes.unwrap_or(1024 * 1024);
+        if !(1024..=64 * 1024 * 1024).contains(&body_limit_bytes) {
+            return Err(invalid("body_limit_bytes", "must be between 1024 and 67108864"));
+        }
+        let session_ttl_hours = s.session_ttl_hours.unwrap_or(12);
+        if !(1..=24 * 90).contains(&session_ttl_hours) {
+            return Err(invalid("session_ttl_hours", "must be between 1 and 2160"));
+        }
+        let api_rate_limit_per_minute = s.api_rate_limit_per_minute.unwrap_or(600);
+        let public_rate_limit_per_minute = s.public_rate_limit_per_minute.unwrap_or(20);
+        if api_rate_limit_per_minute == 0 || public_rate_limit_per_minute == 0 {
+            return Err(invalid(
+                "api_rate_limit_per_minute/public_rate_limit_per_minute",
+                "must be at least 1",
+            ));
+        }
+        let jwt = if s.jwt_hs256_secret.is_some() || s.jwt_jwks_url.is_some() {
+            if let Some(secret) = &s.jwt_hs256_secret {
+                if secret.len() < 32 {
+                    return Err(invalid(
+                        "jwt_hs256_secret",
+                        "must be at least 32 characters",
+                    ));
+                }
+            }
+            if let Some(url) = &s.jwt_jwks_url {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(invalid("jwt_jwks_url", "must be an http(s) URL"));
+                }
+            }
+            let default_role = s.jwt_default_role.as_deref().unwrap_or("viewer");
+            let default_role = Role::parse_tenant_role(default_role).ok_or_else(|| {
+                invalid("jwt_default_role", "use viewer, operator or admin")
+            })?;
+            Some(JwtConfig {
+                hs256_secret: s.jwt_hs256_secret,
+                jwks_url: s.jwt_jwks_url,
+                issuer: s.jwt_issuer.unwrap_or_else(|| "supabase".into()),
+                audience: s
+                    .jwt_audience
+                    .unwrap_or_else(|| vec!["authenticated".into()]),
+                default_role,
+            })
+        } else {
+            None
+        };
+        Ok(Config {
+            data_dir,
+            database_url,
+            listen,
+            tls,
+            tls_san: s.tls_san.unwrap_or_default(),
+            public_url: s.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            log_format,
+            metrics,
+            cors_allowed_origins,
+            body_limit_bytes,
+            session_ttl_hours,
+            api_rate_limit_per_minute,
+            public_rate_limit_per_minute,
+            trust_forwarded_for: s.trust_forwarded_for.unwrap_or(false),
+            jwt,
+            shutdown_grace_seconds: s.shutdown_grace_seconds.unwrap_or(30),
+        })
+    }
+
+    /// A printable view with secrets masked (for `check-config` and logs).
+    pub fn redacted(&self) -> serde_json::Value {
+        serde_json::json!({
+            "data_dir": self.data_dir,
+            "database_url": redact_url(&self.database_url),
+            "listen": self.listen.to_string(),
+            "tls": match &self.tls {
+                TlsMode::SelfSigned => "self-signed".to_string(),
+                TlsMode::Off => "off".to_string(),
+                TlsMode::Files { cert, key } => format!("{}:{}", cert.display(), key.display()),
+            },
+            "tls_san": self.tls_san,
+            "public_url": self.public_url,
+            "log_format": format!("{:?}", self.log_format).to_lowercase(),
+            "metrics": format!("{:?}", self.metrics).to_lowercase(),
+            "cors_allowed_origins": self.cors_allowed_origins,
+            "body_limit_bytes": self.body_limit_bytes,
+            "session_ttl_hours": self.session_ttl_hours,
+            "api_rate_limit_per_minute": self.api_rate_limit_per_minute,
+            "public_rate_limit_per_minute": self.public_rate_limit_per_minute,
+            "trust_forwarded_for": self.trust_forwarded_for,
+            "jwt": self.jwt.as_ref().map(|j| serde_json::json!({
+                "hs256_secret": j.hs256_secret.as_ref().map(|_| "[REDACTED]"),
+                "jwks_url": j.jwks_url,
+                "issuer": j.issuer,
+                "audience": j.audience,
+                "default_role": j.default_role.as_str(),
+            })),
+            "shutdown_grace_seconds": self.shutdown_grace_seconds,
+        })
+    }
+}
+
+fn load_file(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+pub fn default_sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("botmox.db").display())
+}
+
+fn parse_tls(raw: &str) -> Result<TlsMode, ConfigError> {
+    match raw {
+        "self-signed" => Ok(TlsMode::SelfSigned),
+        "off" => Ok(TlsMode::Off),
+        other => match other.rsplit_once(':') {
+            Some((cert, key)) if !cert.is_empty() && !key.is_empty() => Ok(TlsMode::Files {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            }),
+            _ => Err(invalid(
+                "tls",
+                format!("`{other}`: use self-signed, off, or CERT.pem:KEY.pem"),
+            )),
+        },
+    }
+}
+
+/// Hide the password part of a database URL.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.split_once('@') {
+            let user = creds.split(':').next().unwrap_or("");
+            if creds.contains(':') {
+                return format!("{scheme}://{user}:[REDACTED]@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_sqlite_selfsigned_localhost() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(c.tls, TlsMode::SelfSigned);
+        assert!(c.database_url.starts_with("sqlite://"));
+        assert!(c.database_url.contains("botmox.db"));
+        assert!(c.jwt.is_none());
+        assert!(c.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlog_format = \"json\"\n").unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let cli = Settings {
+            listen: Some("127.0.0.1:7000".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&common, cli).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_file_key_is_refused_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lissen = \"0.0.0.0:9000\"\n").unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = Config::resolve(&common, Settings::default()).unwrap_err();
+        assert!(err.to_string().contains("lissen"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (s, key) in [
+            (
+                Settings {
+                    listen: Some("nope".into()),
+                    ..Default::default()
+                },
+                "listen",
+            ),
+            (
+                Settings {
+                    tls: Some("weird".into()),
+                    ..Default::default()
+                },
+                "tls",
+            ),
+            (
+                Settings {
+                    cors_allowed_origins: Some(vec!["*".into()]),
+                    ..Default::default()
+                },
+                "cors_allowed_origins",
+            ),
+            (
+                Settings {
+                    jwt_hs256_secret: Some("short".into()),
+                    ..Default::default()
+                },
+                "jwt_hs256_secret",
+            ),
+            (
+                Settings {
+                    database_url: Some("mysql://x".into()),
+                    ..Default::default()
+                },
+                "database_url",
+            ),
+        ] {
+            let err = Config::from_settings(s).unwrap_err().to_string();
+            assert!(err.contains(key), "{err} should name {key}");
+        }
+    }
+
+    #[test]
+    fn tls_files_and_redaction() {
+        assert_eq!(
+            parse_tls("/etc/c.pem:/etc/k.pem").unwrap(),
+            TlsMode::Files {
+                cert: "/etc/c.pem".into(),
+                key: "/etc/k.pem".into()
+            }
+        );
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:[REDACTED]@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,59 @@
+//! The success envelope `{success:true, data, meta?}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    /// Always `true`.
+    pub success: bool,
+    pub data: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// A handler's successful answer: status + enveloped data.
+pub struct Reply<T>(pub StatusCode, pub Envelope<T>);
+
+impl<T: Serialize> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(self.1)).into_response()
+    }
+}
+
+pub fn ok<T>(data: T) -> Reply<T> {
+    Reply(
+        StatusCode::OK,
+        Envelope {
+            success: true,
+            data,
+            meta: None,
+        },
+    )
+}
+
+pub fn created<T>(data: T) -> Reply<T> {
+    Reply(
+        StatusCode::CREATED,
+        Envelope {
+            success: true,
+            data,
+            meta: None,
+        },
+    )
+}
+
+pub fn list<T>(items: Vec<T>) -> Reply<Vec<T>> {
+    let total = items.len();
+    Reply(
+        StatusCode::OK,
+        Envelope {
+            success: true,
+            data: items,
+            meta: Some(serde_json::json!({ "total": total })),
+        },
+    )
+}

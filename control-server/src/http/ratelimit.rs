@@ -1,0 +1,68 @@
+//! Per-caller request budgets (GCRA via `governor`), answered with
+//! 429 `RATE_LIMITED` and `Retry-After`.
+
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+pub struct RateLimits {
+    api: DefaultKeyedRateLimiter<String>,
+    public: DefaultKeyedRateLimiter<String>,
+}
+
+fn per_minute(n: u32) -> Quota {
+    let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_minute(n).allow_burst(n)
+}
+
+impl RateLimits {
+    pub fn new(api_per_minute: u32, public_per_minute: u32) -> Self {
+        Self {
+            api: RateLimiter::keyed(per_minute(api_per_minute)),
+            public: RateLimiter::keyed(per_minute(public_per_minute)),
+        }
+    }
+
+    /// Authenticated API budget, keyed by token hash or client IP.
+    pub fn check_api(&self, key: &str) -> Result<(), u64> {
+        Self::check(&self.api, key)
+    }
+
+    /// Public-endpoint budget (login, registration), keyed by client IP.
+    pub fn check_public(&self, ip: &str) -> Result<(), u64> {
+        Self::check(&self.public, ip)
+    }
+
+    fn check(limiter: &DefaultKeyedRateLimiter<String>, key: &str) -> Result<(), u64> {
+        limiter.check_key(&key.to_string()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
+    }
+
+    /// Drop idle keys so memory stays bounded.
+    pub fn prune(&self) {
+        self.api.retain_recent();
+        self.public.retain_recent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_then_retry_after() {
+        let l = RateLimits::new(3, 2);
+        assert!(l.check_public("1.1.1.1").is_ok());
+        assert!(l.check_public("1.1.1.1").is_ok());
+        let wait = l.check_public("1.1.1.1").unwrap_err();
+        assert!((1..=30).contains(&wait), "{wait}");
+        assert!(l.check_public("2.2.2.2").is_ok());
+        for _ in 0..3 {
+            assert!(l.check_api("tok:a").is_ok());
+        }
+        assert!(l.check_api("tok:a").is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! Route handlers, one module per resource. Handlers stay thin: extract,
+//! call the domain, wrap the answer.
+
+pub mod auth;
+pub mod health;
+pub mod tenants;
+pub mod users;

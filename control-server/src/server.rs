@@ -1,0 +1,172 @@
+//! `control-server serve`: open the database, prepare TLS, serve until a
+//! signal, then drain in-flight requests and close the pool.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+
+use crate::auth::AuthService;
+use crate::config::{Config, MetricsMode, TlsMode};
+use crate::db::Db;
+use crate::http::ratelimit::RateLimits;
+use crate::state::AppState;
+use crate::{bootstrap, http, telemetry, tls};
+
+/// A started server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    pub tls_sha256: Option<String>,
+    pub initial_password_file: Option<std::path::PathBuf>,
+    pub handle: Handle<SocketAddr>,
+    pub db: Db,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to `grace`), close the pool.
+    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
+        self.handle.graceful_shutdown(Some(grace));
+        self.wait().await
+    }
+
+    /// Wait until the server stops (after a shutdown was requested).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.task.await;
+        self.db.close().await;
+        result??;
+        Ok(())
+    }
+}
+
+/// Install the process-wide rustls crypto provider (aws-lc-rs) once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Open the database, migrate, bootstrap, bind and start serving.
+pub async fn start(cfg: Config) -> anyhow::Result<RunningServer> {
+    install_crypto_provider();
+    let db = Db::connect(&cfg.database_url).await?;
+    db.migrate().await?;
+    tracing::info!(backend = db.backend().as_str(), "database ready");
+    let initial_password_file = bootstrap::ensure_initial_admin(&db, &cfg.data_dir).await?;
+    if let Some(path) = &initial_password_file {
+        tracing::warn!(
+            email = bootstrap::INITIAL_ADMIN_EMAIL,
+            password_file = %path.display(),
+            "created the initial admin; its password is in the file (sign in, then delete the file)"
+        );
+    }
+
+    let material = match &cfg.tls {
+        TlsMode::Off => None,
+        TlsMode::SelfSigned => Some(tls::self_signed(&cfg.data_dir, &cfg.tls_san)?),
+        TlsMode::Files { cert, key } => Some(tls::from_files(cert, key)?),
+    };
+    if let Some(m) = &material {
+        tracing::info!(
+            cert = %m.cert_path.display(),
+            generated = m.generated,
+            sha256 = %tls::colon_hex(&m.sha256),
+            "TLS certificate SHA-256 fingerprint (agents pin this)"
+        );
+    }
+
+    let auth = AuthService::new(db.clone(), &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let limits = Arc::new(RateLimits::new(
+        cfg.api_rate_limit_per_minute,
+        cfg.public_rate_limit_per_minute,
+    ));
+    let state = AppState {
+        metrics: if cfg.metrics == MetricsMode::Off {
+            None
+        } else {
+            telemetry::prometheus()
+        },
+        cfg: Arc::new(cfg.clone()),
+        db: db.clone(),
+        auth: Arc::new(auth),
+        limits: limits.clone(),
+        tls_sha256: material.as_ref().map(|m| Arc::from(m.sha256.as_str())),
+    };
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let handle = Handle::new();
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let scheme = if material.is_some() { "https" } else { "http" };
+    let task = match &material {
+        Some(m) => {
+            let rustls = RustlsConfig::from_pem_file(&m.cert_path, &m.key_path)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot load TLS certificate/key: {e}"))?;
+            let server = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.prune();
+        }
+    });
+    tracing::info!("listening on {scheme}://{addr}");
+    Ok(RunningServer {
+        addr,
+        scheme,
+        tls_sha256: material.map(|m| m.sha256),
+        initial_password_file,
+        handle,
+        db,
+        task,
+    })
+}
+
+/// Serve until SIGINT/SIGTERM, then shut down gracefully.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(cfg.shutdown_grace_seconds);
+    let server = start(cfg).await?;
+    let handle = server.handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(grace_s = grace.as_secs(), "shutting down: draining in-flight requests");
+        handle.graceful_shutdown(Some(grace));
+    });
+    server.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

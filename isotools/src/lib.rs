@@ -1,0 +1,1 @@
+//! isotools (work in progress)

@@ -1,0 +1,1 @@
+//! pve-sim (work in progress)
