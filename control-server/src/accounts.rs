@@ -86,6 +86,46 @@ pub async fn create_tenant(db: &Db, id: &str, name: &str) -> Result<TenantRow, A
     Ok(tenants::create(db.pool(), id, name).await?)
 }
 
+/// Create a tenant and, optionally, its first admin. The admin's input is
+/// checked before anything is written, so a bad password creates nothing.
+pub async fn create_tenant_with_admin(
+    db: &Db,
+    id: &str,
+    name: &str,
+    admin: Option<(&str, &str)>,
+) -> Result<(TenantRow, Option<UserRow>), AccountError> {
+    if let Some((email, password)) = admin {
+        let mut f = FieldErrors::default();
+        if let Err(m) = normalize_email(email) {
+            f.add("admin.email", m);
+        }
+        if let Err(m) = secret::check_password_policy(password) {
+            f.add("admin.password", m);
+        }
+        if !f.0.is_empty() {
+            return Err(AccountError::Invalid(f));
+        }
+    }
+    let tenant = create_tenant(db, id, name).await?;
+    let user = match admin {
+        Some((email, password)) => Some(
+            create_user(
+                db,
+                CreateUser {
+                    tenant_id: &tenant.id,
+                    email,
+                    role: "admin",
+                    infra: false,
+                    password,
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok((tenant, user))
+}
+
 pub struct CreateUser<'a> {
     pub tenant_id: &'a str,
     pub email: &'a str,
@@ -222,7 +262,10 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(normalize_email(" A@Example.COM ").unwrap(), "a@example.com");
-        assert_eq!(normalize_email("admin@localhost").unwrap(), "admin@localhost");
+        assert_eq!(
+            normalize_email("admin@localhost").unwrap(),
+            "admin@localhost"
+        );
         for bad in ["", "a", "@x", "a@", "a@@b", "a b@c", "a@.c"] {
             assert!(normalize_email(bad).is_err(), "{bad:?}");
         }

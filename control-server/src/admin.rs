@@ -36,13 +36,19 @@ async fn tenant(db: &Db, cmd: TenantCommand) -> anyhow::Result<()> {
     match cmd {
         TenantCommand::Create { id, name } => {
             let name = name.unwrap_or_else(|| id.clone());
-            let t = accounts::create_tenant(db, &id, &name).await.map_err(fail)?;
+            let t = accounts::create_tenant(db, &id, &name)
+                .await
+                .map_err(fail)?;
             println!("created tenant {} ({})", t.id, t.name);
         }
         TenantCommand::List => {
             println!("{:<24} {:<32} {:<25} STATUS", "ID", "NAME", "CREATED");
             for t in tenants::list(db.pool()).await? {
-                let status = if t.disabled_at.is_some() { "disabled" } else { "active" };
+                let status = if t.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "active"
+                };
                 println!(
                     "{:<24} {:<32} {:<25} {status}",
                     t.id,
@@ -102,7 +108,10 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
             )
             .await
             .map_err(fail)?;
-            eprintln!("created user {} ({}) in tenant {}", u.email, u.role, u.tenant_id);
+            eprintln!(
+                "created user {} ({}) in tenant {}",
+                u.email, u.role, u.tenant_id
+            );
             if generated {
                 eprintln!("generated password (shown once):");
                 println!("{password}");
@@ -120,8 +129,16 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
                     u.tenant_id,
                     u.email,
                     u.role,
-                    if u.platform_role.is_some() { "yes" } else { "no" },
-                    if u.disabled_at.is_some() { "disabled" } else { "active" }
+                    if u.platform_role.is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    if u.disabled_at.is_some() {
+                        "disabled"
+                    } else {
+                        "active"
+                    }
                 );
             }
         }
@@ -135,7 +152,11 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
                 "{}: role {}{}",
                 u.email,
                 u.role,
-                if u.platform_role.is_some() { " + infra" } else { "" }
+                if u.platform_role.is_some() {
+                    " + infra"
+                } else {
+                    ""
+                }
             );
         }
         UserCommand::Disable { email } => {
@@ -206,8 +227,14 @@ async fn token(db: &Db, cmd: TokenCommand) -> anyhow::Result<()> {
                     t.name.unwrap_or_default(),
                     t.token_hint,
                     t.expires_at.map(ms_to_rfc3339).unwrap_or_default(),
-                    t.last_used_at.map(ms_to_rfc3339).unwrap_or_else(|| "never".into()),
-                    if t.revoked_at.is_some() { "revoked" } else { "active" }
+                    t.last_used_at
+                        .map(ms_to_rfc3339)
+                        .unwrap_or_else(|| "never".into()),
+                    if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
                 );
             }
         }

@@ -41,7 +41,12 @@ pub struct Settings {
     #[arg(long, env = "BOTMOX_TLS", value_name = "MODE")]
     pub tls: Option<String>,
     /// Extra subject alternative names for the self-signed certificate.
-    #[arg(long, env = "BOTMOX_TLS_SAN", value_delimiter = ',', value_name = "NAME")]
+    #[arg(
+        long,
+        env = "BOTMOX_TLS_SAN",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     pub tls_san: Option<Vec<String>>,
     /// Public base URL agents and browsers use (e.g. https://botmox.example.com).
     #[arg(long, env = "BOTMOX_PUBLIC_URL", value_name = "URL")]
@@ -53,7 +58,12 @@ pub struct Settings {
     #[arg(long, env = "BOTMOX_METRICS", value_name = "MODE")]
     pub metrics: Option<String>,
     /// Browser origins allowed by CORS (none by default).
-    #[arg(long, env = "BOTMOX_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
+    #[arg(
+        long,
+        env = "BOTMOX_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
     pub cors_allowed_origins: Option<Vec<String>>,
     /// Maximum request body in bytes [default: 1048576].
     #[arg(long, env = "BOTMOX_BODY_LIMIT_BYTES", value_name = "BYTES")]
@@ -71,7 +81,12 @@ pub struct Settings {
     #[arg(long, env = "BOTMOX_TRUST_FORWARDED_FOR", value_name = "BOOL")]
     pub trust_forwarded_for: Option<bool>,
     /// External JWT: HS256 shared secret (Supabase `JWT_SECRET`).
-    #[arg(long, env = "BOTMOX_JWT_HS256_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "BOTMOX_JWT_HS256_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub jwt_hs256_secret: Option<String>,
     /// External JWT: JWKS URL for asymmetric keys.
     #[arg(long, env = "BOTMOX_JWT_JWKS_URL", value_name = "URL")]
@@ -80,7 +95,12 @@ pub struct Settings {
     #[arg(long, env = "BOTMOX_JWT_ISSUER", value_name = "ISS")]
     pub jwt_issuer: Option<String>,
     /// External JWT: accepted `aud` values [default: authenticated].
-    #[arg(long, env = "BOTMOX_JWT_AUDIENCE", value_delimiter = ',', value_name = "AUD")]
+    #[arg(
+        long,
+        env = "BOTMOX_JWT_AUDIENCE",
+        value_delimiter = ',',
+        value_name = "AUD"
+    )]
     pub jwt_audience: Option<Vec<String>>,
     /// External JWT: tenant role when `app_metadata.roles` names none [default: viewer].
     #[arg(long, env = "BOTMOX_JWT_DEFAULT_ROLE", value_name = "ROLE")]
@@ -236,7 +256,12 @@ impl Config {
         let log_format = match s.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(invalid("log_format", format!("`{other}`: use text or json"))),
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("`{other}`: use text or json"),
+                ))
+            }
         };
         let metrics = match s.metrics.as_deref().unwrap_or("off") {
             "off" => MetricsMode::Off,
@@ -271,7 +296,10 @@ impl Config {
         }
         let body_limit_bytes = s.body_limit_bytes.unwrap_or(1024 * 1024);
         if !(1024..=64 * 1024 * 1024).contains(&body_limit_bytes) {
-            return Err(invalid("body_limit_bytes", "must be between 1024 and 67108864"));
+            return Err(invalid(
+                "body_limit_bytes",
+                "must be between 1024 and 67108864",
+            ));
         }
         let session_ttl_hours = s.session_ttl_hours.unwrap_or(12);
         if !(1..=24 * 90).contains(&session_ttl_hours) {
@@ -300,9 +328,8 @@ impl Config {
                 }
             }
             let default_role = s.jwt_default_role.as_deref().unwrap_or("viewer");
-            let default_role = Role::parse_tenant_role(default_role).ok_or_else(|| {
-                invalid("jwt_default_role", "use viewer, operator or admin")
-            })?;
+            let default_role = Role::parse_tenant_role(default_role)
+                .ok_or_else(|| invalid("jwt_default_role", "use viewer, operator or admin"))?;
             Some(JwtConfig {
                 hs256_secret: s.jwt_hs256_secret,
                 jwks_url: s.jwt_jwks_url,

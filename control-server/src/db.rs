@@ -68,8 +68,7 @@ impl Db {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url).ok_or(DbError::UnsupportedUrl)?;
         if backend == Backend::Sqlite {
-            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf))
-            {
+            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(&parent)
                         .map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
@@ -128,7 +127,10 @@ impl Db {
 
     /// A cheap round trip for readiness probes.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -137,7 +139,9 @@ impl Db {
 }
 
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     if path.is_empty() || path == ":memory:" {
         None

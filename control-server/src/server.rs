@@ -54,6 +54,15 @@ pub fn install_crypto_provider() {
 
 /// Open the database, migrate, bootstrap, bind and start serving.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningServer> {
+    start_with(cfg, axum::Router::new()).await
+}
+
+/// [`start`] with extra routes mounted under the same middleware (tests).
+#[doc(hidden)]
+pub async fn start_with(
+    cfg: Config,
+    extra: axum::Router<AppState>,
+) -> anyhow::Result<RunningServer> {
     install_crypto_provider();
     let db = Db::connect(&cfg.database_url).await?;
     db.migrate().await?;
@@ -98,7 +107,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningServer> {
         limits: limits.clone(),
         tls_sha256: material.as_ref().map(|m| Arc::from(m.sha256.as_str())),
     };
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router_with(state, extra).into_make_service_with_connect_info::<SocketAddr>();
 
     let handle = Handle::new();
     let listener = std::net::TcpListener::bind(cfg.listen)
@@ -145,7 +154,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let handle = server.handle.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!(grace_s = grace.as_secs(), "shutting down: draining in-flight requests");
+        tracing::info!(
+            grace_s = grace.as_secs(),
+            "shutting down: draining in-flight requests"
+        );
         handle.graceful_shutdown(Some(grace));
     });
     server.wait().await?;

@@ -58,11 +58,10 @@ impl AuthService {
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.to_string();
-        let password_ok = tokio::task::spawn_blocking(move || {
-            secret::verify_password(&password, &hash)
-        })
-        .await
-        .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let password_ok =
+            tokio::task::spawn_blocking(move || secret::verify_password(&password, &hash))
+                .await
+                .map_err(|e| AuthError::Internal(e.to_string()))?;
         let user = match user {
             Some(u) if password_ok && u.password_hash.is_some() && u.disabled_at.is_none() => u,
             _ => {

@@ -62,7 +62,11 @@ where
                         format!("Request body is not valid JSON: {inner}"),
                     ));
                 }
-                let field = if path == "." { "body".to_string() } else { path };
+                let field = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
                 let mut f = FieldErrors::default();
                 f.add(&field, strip_position(&inner.to_string()));
                 Err(ApiError::validation(f))

@@ -24,8 +24,7 @@ fn acceptable_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     ok.then(|| s.to_string())
 }
@@ -77,7 +76,10 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     let is_docs = req.uri().path().starts_with("/api/v1/docs");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert(
@@ -104,12 +106,20 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
 /// (or the client IP). Health probes and CORS preflights are exempt.
 pub async fn api_rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let exempt = req.method() == Method::OPTIONS || !path.starts_with("/api/v1/") || path.starts_with("/api/v1/health");
+    let exempt = req.method() == Method::OPTIONS
+        || !path.starts_with("/api/v1/")
+        || path.starts_with("/api/v1/health");
     if !exempt {
         let (parts, body) = req.into_parts();
         let key = match crate::auth::bearer_token(&parts) {
-            Some(token) => format!("tok:{}", &hex::encode(Sha256::digest(token.as_bytes()))[..32]),
-            None => format!("ip:{}", super::extract::client_ip(&parts, state.cfg.trust_forwarded_for)),
+            Some(token) => format!(
+                "tok:{}",
+                &hex::encode(Sha256::digest(token.as_bytes()))[..32]
+            ),
+            None => format!(
+                "ip:{}",
+                super::extract::client_ip(&parts, state.cfg.trust_forwarded_for)
+            ),
         };
         if let Err(retry_after) = state.limits.check_api(&key) {
             return ApiError::rate_limited(retry_after).into_response();

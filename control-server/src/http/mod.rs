@@ -83,7 +83,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Build the complete application.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application plus `extra` routes under the same middleware (tests).
+#[doc(hidden)]
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, _) = api_routes();
+    let api = api.merge(extra);
     let doc = openapi();
     let doc_json = serde_json::to_value(&doc).unwrap_or_default();
 
@@ -109,7 +116,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::api_rate_limit,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(state.cfg.body_limit_bytes));
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.cfg.body_limit_bytes,
+        ));
     if let Some(cors) = cors {
         app = app.layer(cors);
     }
@@ -156,10 +165,15 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 async fn metrics(State(state): State<AppState>, req: axum::extract::Request) -> Response {
     if state.cfg.metrics == MetricsMode::Admin {
         let (mut parts, _) = req.into_parts();
-        let identity = match <Identity as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await {
-            Ok(i) => i,
-            Err(e) => return e.into_response(),
-        };
+        let identity =
+            match <Identity as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+                &mut parts, &state,
+            )
+            .await
+            {
+                Ok(i) => i,
+                Err(e) => return e.into_response(),
+            };
         if let Err(e) = identity.require(Role::Admin) {
             return ApiError::from(e).into_response();
         }

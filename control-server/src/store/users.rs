@@ -80,7 +80,9 @@ pub async fn list(pool: &AnyPool, scope: &TenantScope) -> StoreResult<Vec<UserRo
 /// Every user of the server, optionally of one tenant (admin CLI).
 pub async fn list_all(pool: &AnyPool, tenant: Option<&str>) -> StoreResult<Vec<UserRow>> {
     let sql = match tenant {
-        Some(_) => format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY tenant_id, email"),
+        Some(_) => {
+            format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY tenant_id, email")
+        }
         None => format!("SELECT {COLUMNS} FROM users ORDER BY tenant_id, email"),
     };
     let mut q = sqlx::query_as::<_, UserRow>(&sql);

@@ -215,7 +215,9 @@ pub async fn revoke_api_token(
     let scope = identity.scope();
     let pool = state.db.pool();
     let not_found = || ApiError::not_found("TOKEN_NOT_FOUND", "No such API token");
-    let row = tokens::get(pool, &scope, &id).await?.ok_or_else(not_found)?;
+    let row = tokens::get(pool, &scope, &id)
+        .await?
+        .ok_or_else(not_found)?;
     if row.kind != "api" || (row.user_id != identity.user_id && !identity.has(Role::Admin)) {
         return Err(not_found());
     }
@@ -225,6 +227,8 @@ pub async fn revoke_api_token(
             "This token was already revoked",
         ));
     }
-    let row = tokens::get(pool, &scope, &id).await?.ok_or_else(not_found)?;
+    let row = tokens::get(pool, &scope, &id)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(ok(row.into()))
 }

@@ -10,8 +10,8 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::envelope::{created, list, ok, Envelope, Reply};
 use crate::http::extract::ApiJson;
 use crate::state::AppState;
-use crate::store::users::{self, UserRow};
 use crate::store::ms_to_rfc3339;
+use crate::store::users::{self, UserRow};
 
 #[derive(Serialize, ToSchema)]
 pub struct UserView {

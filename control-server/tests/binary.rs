@@ -1,0 +1,396 @@
+//! The real `control-server` binary: the README's first command, TLS,
+//! the initial admin, the admin CLI against a running server, SIGTERM.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_control-server");
+
+struct Served {
+    child: Child,
+    url: String,
+    fingerprint: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn serve(data: &Path) -> Served {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_remove("BOTMOX_DATABASE_URL")
+        .env("BOTMOX_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn control-server");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            log2.lock().unwrap().push(line.clone());
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut url, mut fingerprint) = (None, None);
+    while url.is_none() {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
+        if let Some(i) = line.find("sha256=") {
+            fingerprint = Some(line[i + 7..].split_whitespace().next().unwrap().to_string());
+        }
+        if let Some(i) = line.find("listening on ") {
+            url = Some(line[i + 13..].trim().to_string());
+        }
+    }
+    Served {
+        child,
+        url: url.unwrap(),
+        fingerprint: fingerprint.expect("fingerprint logged before listening"),
+        log,
+    }
+}
+
+fn stop(mut s: Served) -> std::process::ExitStatus {
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn admin(data: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("BOTMOX_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn client() -> reqwest::Client {
+    // Trust is established by comparing the presented certificate's SHA-256
+    // with the fingerprint the server printed (what agents do).
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .build()
+        .unwrap()
+}
+
+async fn call(
+    c: &reqwest::Client,
+    method: &str,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = c.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn colon_upper(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap().to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_self_signed_tls_admin_cli_and_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = serve(&data);
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    let c = client();
+
+    // Ready over HTTPS, and the presented certificate is the announced one.
+    let resp = c
+        .get(format!("{}/api/v1/health/ready", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let der = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .expect("peer certificate")
+        .to_vec();
+    let presented = hex::encode(Sha256::digest(&der));
+    assert_eq!(colon_upper(&presented), s.fingerprint);
+    let (_, health) = call(&c, "GET", format!("{}/api/v1/health", s.url), None, None).await;
+    assert_eq!(health["data"]["tls_sha256"], presented);
+    assert_eq!(health["data"]["database"], "sqlite");
+
+    // The initial admin: password file with mode 0600, never in the log.
+    let pw_file = data.join("initial-admin-password");
+    let password = std::fs::read_to_string(&pw_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&pw_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (st, login) = call(
+        &c,
+        "POST",
+        format!("{}/api/v1/auth/login", s.url),
+        None,
+        Some(json!({"email": "admin@localhost", "password": password})),
+    )
+    .await;
+    assert_eq!(st, 200, "{login}");
+    let token = login["data"]["token"].as_str().unwrap().to_string();
+    let (st, who) = call(
+        &c,
+        "GET",
+        format!("{}/api/v1/auth/whoami", s.url),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(who["data"]["email"], "admin@localhost");
+    let (st, _) = call(
+        &c,
+        "POST",
+        format!("{}/api/v1/auth/logout", s.url),
+        Some(&token),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, who) = call(
+        &c,
+        "GET",
+        format!("{}/api/v1/auth/whoami", s.url),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(st, 401);
+    assert_eq!(who["error"]["code"], "UNAUTHORIZED");
+
+    // The admin CLI works against the same data dir while the server runs.
+    let (ok, out, err) = admin(
+        &data,
+        &[
+            "admin", "tenant", "create", "--id", "acme", "--name", "Acme",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("acme"));
+    let (ok, _, err) = admin(
+        &data,
+        &[
+            "admin",
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "ops@acme.test",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        Some("operator-password-1\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = admin(
+        &data,
+        &[
+            "admin",
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "weak@acme.test",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!ok);
+    assert!(err.contains("password"), "{err}");
+    let (st, _) = call(
+        &c,
+        "POST",
+        format!("{}/api/v1/auth/login", s.url),
+        None,
+        Some(json!({"email": "ops@acme.test", "password": "operator-password-1"})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (ok, api_token, err) = admin(
+        &data,
+        &[
+            "admin",
+            "token",
+            "create",
+            "--email",
+            "ops@acme.test",
+            "--name",
+            "ci",
+            "--ttl",
+            "30",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let api_token = api_token.trim().to_string();
+    assert!(api_token.starts_with("bmxk_"), "{api_token}");
+    let (st, who) = call(
+        &c,
+        "GET",
+        format!("{}/api/v1/auth/whoami", s.url),
+        Some(&api_token),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(who["data"]["tenant_id"], "acme");
+    let (ok, list, _) = admin(
+        &data,
+        &["admin", "token", "list", "--email", "ops@acme.test"],
+        None,
+    );
+    assert!(ok);
+    let id = list
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(
+        !list.contains(&api_token),
+        "token plaintext must not be listed"
+    );
+    let (ok, _, err) = admin(&data, &["admin", "token", "revoke", "--id", &id], None);
+    assert!(ok, "{err}");
+    let (st, _) = call(
+        &c,
+        "GET",
+        format!("{}/api/v1/auth/whoami", s.url),
+        Some(&api_token),
+        None,
+    )
+    .await;
+    assert_eq!(st, 401);
+    let (ok, users, _) = admin(&data, &["admin", "user", "list"], None);
+    assert!(ok && users.contains("ops@acme.test") && users.contains("admin@localhost"));
+    let (ok, _, err) = admin(
+        &data,
+        &[
+            "admin",
+            "user",
+            "set-role",
+            "--email",
+            "nobody@x.test",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("no user"), "{err}");
+
+    // SIGTERM: graceful stop with exit code 0.
+    let log = s.log.clone();
+    let status = stop(s);
+    assert!(status.success(), "exit status {status:?}");
+    let log = log.lock().unwrap().join("\n");
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(!log.contains(&password), "password leaked into the log");
+    assert!(!log.contains(&api_token), "token leaked into the log");
+
+    // Restart: the same certificate is reused; no second initial admin.
+    std::fs::remove_file(&pw_file).unwrap();
+    let s2 = serve(&data);
+    assert_eq!(s2.fingerprint, colon_upper(&presented));
+    assert!(!pw_file.exists());
+    assert!(stop(s2).success());
+}
+
+#[test]
+fn migrate_check_config_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let (ok, _, err) = admin(&data, &["migrate"], None);
+    assert!(ok, "{err}");
+    assert!(err.contains("migrations applied (sqlite)"), "{err}");
+    let (ok, out, _) = admin(&data, &["check-config"], None);
+    assert!(ok);
+    let cfg: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cfg["listen"], "127.0.0.1:8443");
+    assert_eq!(cfg["tls"], "self-signed");
+    let (ok, _, err) = admin(&data, &["check-config", "--listen", "bogus"], None);
+    assert!(!ok);
+    assert!(err.contains("listen"), "{err}");
+    let cfg_file = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg_file,
+        "jwt_hs256_secret = \"0123456789abcdef0123456789abcdef\"\nlisten = \"0.0.0.0:9443\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = admin(
+        &data,
+        &["check-config", "--config", cfg_file.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("0.0.0.0:9443"));
+    assert!(!out.contains("0123456789abcdef"), "secret printed: {out}");
+    let v = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
