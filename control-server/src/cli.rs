@@ -28,6 +28,8 @@ pub enum Command {
     Migrate,
     /// Validate the configuration, print it (secrets masked) and exit.
     CheckConfig(Settings),
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi,
     /// Manage tenants, users and API tokens (works while the server runs).
     Admin {
         #[command(subcommand)]

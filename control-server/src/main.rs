@@ -40,6 +40,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("configuration is valid");
             Ok(())
         }
+        Command::Openapi => {
+            println!("{}", control_server::http::openapi_json());
+            Ok(())
+        }
         Command::Migrate => {
             let cfg = Config::resolve(&common, Settings::default())?;
             telemetry::init_logging(LogFormat::Text);

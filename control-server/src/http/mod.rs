@@ -81,6 +81,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The OpenAPI document, pretty-printed (what `docs/openapi.json` holds).
+pub fn openapi_json() -> String {
+    openapi().to_pretty_json().unwrap_or_default()
+}
+
 /// Build the complete application.
 pub fn router(state: AppState) -> Router {
     router_with(state, Router::new())

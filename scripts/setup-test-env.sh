@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Make this machine able to run the whole test suite. Idempotent: installs
+# only what is missing, starts PostgreSQL only when it is down.
+#
+# Under CI=true a missing service is an error, never a skip.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages the tests use, keyed by a command (or pkg-config module)
+# that proves the package is present.
+declare -A NEED=(
+  [xorriso]=xorriso            # ISO reader (Rock Ridge names)
+  [isoinfo]=genisoimage        # ISO reader (Joliet/RR listings, isoinfo -d)
+  [genisoimage]=genisoimage    # benchmark comparison
+  [7z]=p7zip-full              # ISO extraction
+  [bsdtar]=libarchive-tools    # ISO extraction
+  [pkg-config]=pkg-config
+  [pg_isready]=postgresql-client
+)
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+# cdfs (Rust ISO reader used as a dev-dependency) links libfuse3.
+if ! pkg-config --exists fuse3 2>/dev/null; then missing+=(libfuse3-dev); fi
+
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if [[ $(id -u) -ne 0 ]]; then
+    die "missing packages: ${missing[*]} — run: sudo apt-get install -y ${missing[*]}"
+  fi
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL on 127.0.0.1:5432 (the postgres:: tests need it).
+PGURL="${BOTMOX_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
+if ! pg_isready -q -d "$PGURL/postgres" 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql >/dev/null 2>&1; then
+    ver=$(ls /etc/postgresql | sort -V | tail -n1)
+    log "starting PostgreSQL $ver"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  elif [[ $(id -u) -eq 0 ]]; then
+    log "installing PostgreSQL server"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    ver=$(ls /etc/postgresql | sort -V | tail -n1)
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  fi
+  for _ in $(seq 1 30); do
+    pg_isready -q -d "$PGURL/postgres" 2>/dev/null && break
+    sleep 1
+  done
+fi
+if ! pg_isready -q -d "$PGURL/postgres" 2>/dev/null; then
+  die "PostgreSQL is not reachable at $PGURL (the postgres:: tests need it; set BOTMOX_TEST_POSTGRES_URL to use another server)"
+fi
+if ! psql "$PGURL/postgres" -qAtc 'select 1' >/dev/null 2>&1; then
+  die "PostgreSQL at $PGURL refuses the connection (trust auth for user postgres expected)"
+fi
+# Drop databases left behind by aborted test runs.
+psql "$PGURL/postgres" -qAtc "select datname from pg_database where datname like 'botmox_t_%'" \
+  | while read -r db; do [[ -n "$db" ]] && psql "$PGURL/postgres" -qc "drop database if exists \"$db\" with (force)"; done
+log "ready: packages present, PostgreSQL at $PGURL"
