@@ -1,0 +1,11 @@
+//! Integration tests: the simulator driven over real HTTPS.
+
+mod auth;
+mod binary;
+mod common;
+mod conformance;
+mod faults;
+mod schema;
+mod storage;
+mod validation;
+mod vms;
