@@ -105,6 +105,35 @@ pub struct Settings {
     /// External JWT: tenant role when `app_metadata.roles` names none [default: viewer].
     #[arg(long, env = "BOTMOX_JWT_DEFAULT_ROLE", value_name = "ROLE")]
     pub jwt_default_role: Option<String>,
+    /// Agents heartbeat this often, in seconds [default: 30].
+    #[arg(
+        long,
+        env = "BOTMOX_HEARTBEAT_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub heartbeat_interval_seconds: Option<u64>,
+    /// Long-poll timeout agents use for `commands/next`, in seconds [default: 50].
+    #[arg(long, env = "BOTMOX_POLL_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub poll_timeout_seconds: Option<u64>,
+    /// Lease on a claimed command, in seconds [default: 120].
+    #[arg(long, env = "BOTMOX_LEASE_SECONDS", value_name = "SECONDS")]
+    pub lease_seconds: Option<u64>,
+    /// Claims per command before it is dead-lettered [default: 3].
+    #[arg(long, env = "BOTMOX_COMMAND_MAX_ATTEMPTS", value_name = "N")]
+    pub command_max_attempts: Option<u32>,
+    /// Agent token lifetime in days [default: 30].
+    #[arg(long, env = "BOTMOX_AGENT_TOKEN_TTL_DAYS", value_name = "DAYS")]
+    pub agent_token_ttl_days: Option<u32>,
+    /// An agent without heartbeat for this long is `offline` [default: 600].
+    #[arg(
+        long,
+        env = "BOTMOX_AGENT_OFFLINE_AFTER_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub agent_offline_after_seconds: Option<u64>,
+    /// How often the sweeper requeues lost leases and expires commands [default: 5].
+    #[arg(long, env = "BOTMOX_SWEEP_INTERVAL_SECONDS", value_name = "SECONDS")]
+    pub sweep_interval_seconds: Option<u64>,
     /// Seconds to let in-flight requests finish on shutdown [default: 30].
     #[arg(long, env = "BOTMOX_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
@@ -137,6 +166,13 @@ impl Settings {
             jwt_audience,
             jwt_default_role,
             shutdown_grace_seconds,
+            heartbeat_interval_seconds,
+            poll_timeout_seconds,
+            lease_seconds,
+            command_max_attempts,
+            agent_token_ttl_days,
+            agent_offline_after_seconds,
+            sweep_interval_seconds,
         );
         self
     }
@@ -210,6 +246,19 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     pub jwt: Option<JwtConfig>,
     pub shutdown_grace_seconds: u64,
+    pub bus: BusConfig,
+}
+
+/// Command-bus timing. The server dictates these to agents.
+#[derive(Debug, Clone, Copy)]
+pub struct BusConfig {
+    pub heartbeat_interval_s: u64,
+    pub poll_timeout_s: u64,
+    pub lease_s: u64,
+    pub max_attempts: u32,
+    pub agent_token_ttl_days: u32,
+    pub offline_after_s: u64,
+    pub sweep_interval_s: u64,
 }
 
 impl Config {
@@ -342,7 +391,47 @@ impl Config {
         } else {
             None
         };
+        let bus = BusConfig {
+            heartbeat_interval_s: s.heartbeat_interval_seconds.unwrap_or(30),
+            poll_timeout_s: s.poll_timeout_seconds.unwrap_or(50),
+            lease_s: s.lease_seconds.unwrap_or(120),
+            max_attempts: s.command_max_attempts.unwrap_or(3),
+            agent_token_ttl_days: s.agent_token_ttl_days.unwrap_or(30),
+            offline_after_s: s.agent_offline_after_seconds.unwrap_or(600),
+            sweep_interval_s: s.sweep_interval_seconds.unwrap_or(5),
+        };
+        if !(1..=3600).contains(&bus.heartbeat_interval_s) {
+            return Err(invalid(
+                "heartbeat_interval_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if !(1..=60).contains(&bus.poll_timeout_s) {
+            return Err(invalid("poll_timeout_seconds", "must be between 1 and 60"));
+        }
+        if !(1..=86_400).contains(&bus.lease_s) {
+            return Err(invalid("lease_seconds", "must be between 1 and 86400"));
+        }
+        if !(1..=100).contains(&bus.max_attempts) {
+            return Err(invalid("command_max_attempts", "must be between 1 and 100"));
+        }
+        if !(1..=365).contains(&bus.agent_token_ttl_days) {
+            return Err(invalid("agent_token_ttl_days", "must be between 1 and 365"));
+        }
+        if bus.offline_after_s < 2 * bus.heartbeat_interval_s {
+            return Err(invalid(
+                "agent_offline_after_seconds",
+                "must be at least twice heartbeat_interval_seconds",
+            ));
+        }
+        if !(1..=3600).contains(&bus.sweep_interval_s) {
+            return Err(invalid(
+                "sweep_interval_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
         Ok(Config {
+            bus,
             data_dir,
             database_url,
             listen,
@@ -391,6 +480,13 @@ impl Config {
                 "default_role": j.default_role.as_str(),
             })),
             "shutdown_grace_seconds": self.shutdown_grace_seconds,
+            "heartbeat_interval_seconds": self.bus.heartbeat_interval_s,
+            "poll_timeout_seconds": self.bus.poll_timeout_s,
+            "lease_seconds": self.bus.lease_s,
+            "command_max_attempts": self.bus.max_attempts,
+            "agent_token_ttl_days": self.bus.agent_token_ttl_days,
+            "agent_offline_after_seconds": self.bus.offline_after_s,
+            "sweep_interval_seconds": self.bus.sweep_interval_s,
         })
     }
 }

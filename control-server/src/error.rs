@@ -196,6 +196,9 @@ impl From<crate::auth::AuthError> for ApiError {
         match e {
             E::MissingToken => ApiError::unauthorized("Bearer token is required"),
             E::InvalidToken => ApiError::unauthorized("Token is invalid, expired or revoked"),
+            E::AgentToken => ApiError::forbidden(
+                "Agent tokens cannot call this endpoint; use a user session or API token",
+            ),
             E::InvalidCredentials => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "INVALID_CREDENTIALS",
@@ -215,6 +218,77 @@ impl From<crate::auth::AuthError> for ApiError {
                 tracing::error!(error = %msg, "auth internal error");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl From<crate::bus::BusError> for ApiError {
+    fn from(e: crate::bus::BusError) -> Self {
+        use crate::bus::BusError as E;
+        use botmox_protocol::codes;
+        match e {
+            E::Validation(f) => ApiError::validation(f),
+            E::AgentNotFound => ApiError::not_found(codes::AGENT_NOT_FOUND, "No such agent"),
+            E::AgentOffline => ApiError::conflict(
+                codes::AGENT_OFFLINE,
+                "The agent is not online; VM operations need a connected agent (nothing was queued)",
+            ),
+            E::AgentRevoked => ApiError::new(
+                StatusCode::FORBIDDEN,
+                codes::AGENT_REVOKED,
+                "This agent has been revoked; pair it again to reconnect",
+            ),
+            E::TargetRevoked => ApiError::conflict(
+                codes::AGENT_REVOKED,
+                "The agent is revoked; nothing was queued",
+            ),
+            E::AlreadyRevoked => ApiError::conflict("ALREADY_REVOKED", "The agent is already revoked"),
+            E::AgentNotPending => ApiError::conflict(
+                "AGENT_NOT_PENDING",
+                "Only a pairing that was never used can be deleted; revoke an active agent instead",
+            ),
+            E::OwnerUnassigned => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AGENT_OWNER_UNASSIGNED",
+                "The agent has no owner; an admin must dispatch to it",
+            ),
+            E::OwnerMismatch => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AGENT_OWNER_MISMATCH",
+                "The agent belongs to another user",
+            ),
+            E::OwnerOverrideForbidden => ApiError::forbidden(
+                "Role 'admin' is required to pair an agent for another user (owner_user_id)",
+            ),
+            E::AgentTokenInvalid => ApiError::unauthorized("Agent token is invalid or expired"),
+            E::PairingNotFound => ApiError::not_found(
+                codes::PAIRING_NOT_FOUND,
+                "Pairing code not found or already used",
+            ),
+            E::PairingExpired => ApiError::new(
+                StatusCode::GONE,
+                codes::PAIRING_EXPIRED,
+                "The pairing code has expired; create a new pairing",
+            ),
+            E::CommandNotFound => ApiError::not_found(codes::COMMAND_NOT_FOUND, "No such command"),
+            E::InvalidTransition(m) => ApiError::conflict(codes::INVALID_TRANSITION, m),
+            E::LeaseLost => ApiError::conflict(
+                codes::LEASE_LOST,
+                "The lease on this command was lost (it was requeued or claimed again); drop this result",
+            ),
+            E::IdempotencyKeyReused => ApiError::conflict(
+                "IDEMPOTENCY_KEY_REUSED",
+                "This idempotency key belongs to a different command",
+            ),
+            E::OutputLimit(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "OUTPUT_LIMIT_EXCEEDED", m),
+            E::Forbidden(what) => {
+                if what.contains(' ') {
+                    ApiError::forbidden(what)
+                } else {
+                    ApiError::forbidden(format!("Role '{what}' is required for this action"))
+                }
+            }
+            E::Store(s) => s.into(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! * [`store`] — SQL per table family; tenant data takes a [`store::TenantScope`]
 //! * [`auth`] — identities, roles, tokens, passwords, external JWT, throttling
 //! * [`accounts`] — tenant/user/API-token rules shared by HTTP and CLI
+//! * [`bus`] — agents and the command bus (pairing, leases, reports, sweeper, events)
 //! * [`http`] — router, middleware, handlers, OpenAPI
 //! * [`tls`], [`bootstrap`], [`telemetry`], [`server`], [`admin`], [`cli`]
 
@@ -13,6 +14,7 @@ pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod bootstrap;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -25,6 +25,8 @@ pub struct RunningServer {
     pub handle: Handle<SocketAddr>,
     pub db: Db,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Sweeper, LISTEN task, limiter pruning: stopped with the server.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -41,6 +43,9 @@ impl RunningServer {
     /// Wait until the server stops (after a shutdown was requested).
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.task.await;
+        for t in &self.background {
+            t.abort();
+        }
         self.db.close().await;
         result??;
         Ok(())
@@ -95,7 +100,13 @@ pub async fn start_with(
         cfg.api_rate_limit_per_minute,
         cfg.public_rate_limit_per_minute,
     ));
+    let bus = Arc::new(crate::bus::Bus::new(db.clone(), cfg.bus));
+    let mut background = vec![bus.spawn_sweeper()];
+    if let Some(listener) = bus.notifier.spawn_pg_listener(cfg.database_url.clone()) {
+        background.push(listener);
+    }
     let state = AppState {
+        bus,
         metrics: if cfg.metrics == MetricsMode::Off {
             None
         } else {
@@ -128,13 +139,13 @@ pub async fn start_with(
             tokio::spawn(async move { server.serve(app).await })
         }
     };
-    tokio::spawn(async move {
+    background.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             limits.prune();
         }
-    });
+    }));
     tracing::info!("listening on {scheme}://{addr}");
     Ok(RunningServer {
         addr,
@@ -144,6 +155,7 @@ pub async fn start_with(
         handle,
         db,
         task,
+        background,
     })
 }
 

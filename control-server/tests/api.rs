@@ -749,6 +749,25 @@ async fn openapi_documents_every_route() {
         ("post", "/api/v1/users"),
         ("get", "/api/v1/users/{id}"),
         ("patch", "/api/v1/users/{id}"),
+        ("post", "/api/v1/agents/pairings"),
+        ("post", "/api/v1/agents/register"),
+        ("post", "/api/v1/agents/heartbeat"),
+        ("post", "/api/v1/agents/token/rotate"),
+        ("get", "/api/v1/agents"),
+        ("get", "/api/v1/agents/{id}"),
+        ("delete", "/api/v1/agents/{id}"),
+        ("post", "/api/v1/agents/{id}/revoke"),
+        ("post", "/api/v1/vm-ops/proxmox/{action}"),
+        ("post", "/api/v1/vm-ops/ssh/{action}"),
+        ("post", "/api/v1/vm-ops/commands"),
+        ("get", "/api/v1/vm-ops/commands"),
+        ("get", "/api/v1/vm-ops/commands/next"),
+        ("get", "/api/v1/vm-ops/commands/{id}"),
+        ("patch", "/api/v1/vm-ops/commands/{id}"),
+        ("post", "/api/v1/vm-ops/commands/{id}/output"),
+        ("get", "/api/v1/vm-ops/commands/{id}/output"),
+        ("post", "/api/v1/vm-ops/commands/{id}/cancel"),
+        ("get", "/api/v1/vm-ops/events"),
     ];
     for (method, path) in expected {
         let op = &paths
@@ -770,7 +789,9 @@ async fn openapi_documents_every_route() {
                 expected.contains(&(method, path.as_str())),
                 "{method} {path} is documented but not in this test's list: add it"
             );
-            let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+            let concrete = path
+                .replace("{id}", "00000000-0000-0000-0000-000000000000")
+                .replace("{action}", "start");
             let r = s.call(&method.to_uppercase(), &concrete, None, None).await;
             assert!(
                 r.status != 404 || r.code() != "NOT_FOUND",

@@ -27,6 +27,8 @@ pub enum AuthError {
     MissingToken,
     #[error("token is invalid, expired or revoked")]
     InvalidToken,
+    #[error("agent tokens cannot call this endpoint")]
+    AgentToken,
     #[error("email or password is incorrect")]
     InvalidCredentials,
     #[error("role `{0}` is required")]

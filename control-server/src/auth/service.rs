@@ -97,6 +97,9 @@ impl AuthService {
 
     /// Verify any bearer token this server accepts.
     pub async fn verify_bearer(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.starts_with(botmox_protocol::AGENT_TOKEN_PREFIX) {
+            return Err(AuthError::AgentToken);
+        }
         if token.starts_with(SESSION_PREFIX) || token.starts_with(API_TOKEN_PREFIX) {
             let now = now_ms();
             let pool = self.db.pool();

@@ -114,3 +114,66 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> String {
         .map(|ci| ci.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// An agent authenticated by its `bmxa_` token.
+impl FromRequestParts<AppState> for crate::bus::agents::AgentIdentity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = crate::auth::bearer_token(parts)
+            .ok_or_else(|| ApiError::unauthorized("Bearer token is required"))?;
+        if !token.starts_with(botmox_protocol::AGENT_TOKEN_PREFIX) {
+            return Err(ApiError::forbidden(
+                "This endpoint is for agents; authenticate with the agent token",
+            ));
+        }
+        Ok(state.bus.authenticate_agent(token).await?)
+    }
+}
+
+/// Either a user or an agent, chosen by the token's prefix.
+impl FromRequestParts<AppState> for crate::bus::commands::Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        use crate::bus::commands::Caller;
+        let is_agent = crate::auth::bearer_token(parts)
+            .is_some_and(|t| t.starts_with(botmox_protocol::AGENT_TOKEN_PREFIX));
+        if is_agent {
+            Ok(Caller::Agent(
+                crate::bus::agents::AgentIdentity::from_request_parts(parts, state).await?,
+            ))
+        } else {
+            Ok(Caller::User(
+                crate::auth::Identity::from_request_parts(parts, state).await?,
+            ))
+        }
+    }
+}
+
+/// Query string parsed with errors in the envelope.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize::<_, T>(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let mut f = FieldErrors::default();
+                f.add(
+                    if path == "." { "query" } else { &path },
+                    err.into_inner().to_string(),
+                );
+                ApiError::validation(f)
+            })
+    }
+}

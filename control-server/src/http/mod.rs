@@ -22,7 +22,7 @@ use crate::auth::{Identity, Role};
 use crate::config::MetricsMode;
 use crate::error::ApiError;
 use crate::state::AppState;
-use routes::{auth, health, tenants, users};
+use routes::{agents, auth, health, tenants, users, vm_ops};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,8 @@ use routes::{auth, health, tenants, users};
         (name = "auth", description = "Sign-in, tokens and identity"),
         (name = "tenants", description = "Tenants (infra)"),
         (name = "users", description = "Users of a tenant (admin)"),
+        (name = "agents", description = "Agents: pairing, registration, heartbeats, revocation"),
+        (name = "vm-ops", description = "The command bus: dispatch, long poll, reports, output, events"),
     )
 )]
 struct ApiDoc;
@@ -71,6 +73,21 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(agents::create_pairing))
+        .routes(routes!(agents::register))
+        .routes(routes!(agents::heartbeat))
+        .routes(routes!(agents::rotate_token))
+        .routes(routes!(agents::list_agents))
+        .routes(routes!(agents::get_agent, agents::delete_pairing))
+        .routes(routes!(agents::revoke_agent))
+        .routes(routes!(vm_ops::dispatch_proxmox))
+        .routes(routes!(vm_ops::dispatch_ssh))
+        .routes(routes!(vm_ops::dispatch_generic, vm_ops::list_commands))
+        .routes(routes!(vm_ops::next_command))
+        .routes(routes!(vm_ops::get_command, vm_ops::report))
+        .routes(routes!(vm_ops::append_output, vm_ops::read_output))
+        .routes(routes!(vm_ops::cancel))
+        .routes(routes!(vm_ops::events))
         .split_for_parts()
 }
 
@@ -107,6 +124,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 async move { Json(doc_json) }
             }),
         )
+        .route("/agent/pair", get(agents::pair_page))
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/docs/openapi.json", doc),
         );

@@ -2,6 +2,9 @@
 //! pool and (for tenant data) a [`TenantScope`], so no query can forget the
 //! tenant filter.
 
+pub mod agents;
+pub mod commands;
+pub mod events;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

@@ -60,6 +60,9 @@ pub struct TestServer {
     pub db: Db,
     running: Option<RunningServer>,
     pg_name: Option<String>,
+    settings: Settings,
+    /// A second server sharing this one's database does not own it.
+    owns_database: bool,
 }
 
 pub fn base_settings() -> Settings {
@@ -89,18 +92,32 @@ impl TestServer {
             settings.database_url = Some(url);
             pg_name = Some(name);
         }
-        let cfg = Config::from_settings(settings).expect("valid test config");
+        Self::boot(backend, settings, extra, data, pg_name, true).await
+    }
+
+    async fn boot(
+        backend: Backend,
+        settings: Settings,
+        extra: axum::Router<AppState>,
+        data: tempfile::TempDir,
+        pg_name: Option<String>,
+        owns_database: bool,
+    ) -> TestServer {
+        let cfg = Config::from_settings(settings.clone()).expect("valid test config");
         let running = server::start_with(cfg, extra).await.expect("server starts");
         let admin_password = std::fs::read_to_string(
-            running
-                .initial_password_file
+            settings
+                .data_dir
                 .clone()
-                .expect("initial admin created on first start"),
+                .unwrap()
+                .join("initial-admin-password"),
         )
-        .unwrap()
+        .unwrap_or_default()
         .trim()
         .to_string();
         TestServer {
+            settings,
+            owns_database,
             backend,
             url: running.base_url(),
             http: reqwest::Client::builder()
@@ -123,9 +140,50 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.shutdown(Duration::from_secs(5)).await.unwrap();
         }
-        if let Some(name) = self.pg_name.take() {
-            drop_pg_database(&name).await;
+        if self.owns_database {
+            if let Some(name) = self.pg_name.take() {
+                drop_pg_database(&name).await;
+            }
         }
+    }
+
+    /// Stop and start again on the same data dir and database.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(r) = self.running.take() {
+            r.shutdown(Duration::from_secs(5)).await.unwrap();
+        }
+        let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
+        let pg = self.pg_name.take();
+        let password = self.admin_password.clone();
+        let mut s = Self::boot(
+            self.backend,
+            self.settings.clone(),
+            axum::Router::new(),
+            data,
+            pg,
+            self.owns_database,
+        )
+        .await;
+        s.admin_password = password;
+        s
+    }
+
+    /// A second, independent server process on the same database.
+    pub async fn second_on_same_database(&self) -> TestServer {
+        let mut settings = self.settings.clone();
+        let data = tempfile::tempdir().unwrap();
+        settings.data_dir = Some(data.path().to_path_buf());
+        let mut s = Self::boot(
+            self.backend,
+            settings,
+            axum::Router::new(),
+            data,
+            self.pg_name.clone(),
+            false,
+        )
+        .await;
+        s.admin_password = self.admin_password.clone();
+        s
     }
 
     pub async fn call(

@@ -1,0 +1,311 @@
+//! `agents` and `agent_tokens`.
+
+use sqlx::{AnyPool, FromRow};
+
+use super::{StoreError, StoreResult, TenantScope};
+
+pub const COLUMNS: &str = "id, tenant_id, owner_user_id, name, status, pairing_expires_at, \
+    proxmox_hint, machine_name, version, platform, capabilities, metadata, connection_state, \
+    last_seen_at, paired_at, revoked_at, revoked_by, revoke_reason, created_by, created_at, updated_at";
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AgentRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub owner_user_id: Option<String>,
+    pub name: String,
+    pub status: String,
+    pub pairing_expires_at: Option<i64>,
+    pub proxmox_hint: Option<String>,
+    pub machine_name: Option<String>,
+    pub version: Option<String>,
+    pub platform: Option<String>,
+    pub capabilities: String,
+    pub metadata: Option<String>,
+    pub connection_state: String,
+    pub last_seen_at: Option<i64>,
+    pub paired_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revoked_by: Option<String>,
+    pub revoke_reason: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub struct NewPairing<'a> {
+    pub id: &'a str,
+    pub tenant_id: &'a str,
+    pub owner_user_id: Option<&'a str>,
+    pub name: &'a str,
+    pub pairing_code_hash: &'a str,
+    pub pairing_expires_at: i64,
+    pub proxmox_hint: Option<&'a str>,
+    pub created_by: &'a str,
+    pub now: i64,
+}
+
+pub async fn insert_pairing(pool: &AnyPool, p: NewPairing<'_>) -> StoreResult<AgentRow> {
+    Ok(sqlx::query_as::<_, AgentRow>(&format!(
+        "INSERT INTO agents (id, tenant_id, owner_user_id, name, status, pairing_code_hash,
+            pairing_expires_at, proxmox_hint, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
+    ))
+    .bind(p.id)
+    .bind(p.tenant_id)
+    .bind(p.owner_user_id)
+    .bind(p.name)
+    .bind(p.pairing_code_hash)
+    .bind(p.pairing_expires_at)
+    .bind(p.proxmox_hint)
+    .bind(p.created_by)
+    .bind(p.now)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub struct Registration<'a> {
+    pub code_hash: &'a str,
+    pub machine_name: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    pub capabilities: &'a str,
+    pub now: i64,
+}
+
+/// Consume a pairing code: exactly one caller wins, even concurrently.
+/// `Ok(None)` when no pending, unexpired pairing has this code.
+pub async fn activate_pairing(
+    pool: &AnyPool,
+    r: Registration<'_>,
+) -> StoreResult<Option<AgentRow>> {
+    Ok(sqlx::query_as::<_, AgentRow>(&format!(
+        "UPDATE agents SET status = 'active', pairing_code_hash = NULL, pairing_expires_at = NULL,
+            machine_name = $1, version = $2, platform = $3, capabilities = $4,
+            name = CASE WHEN name = '' AND $1 IS NOT NULL THEN $1 ELSE name END,
+            connection_state = 'online', paired_at = $5, last_seen_at = $5, updated_at = $5
+         WHERE pairing_code_hash = $6 AND status = 'pending' AND pairing_expires_at > $5
+         RETURNING {COLUMNS}"
+    ))
+    .bind(r.machine_name)
+    .bind(r.version)
+    .bind(r.platform)
+    .bind(r.capabilities)
+    .bind(r.now)
+    .bind(r.code_hash)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Whether a pending pairing with this code exists but has expired.
+pub async fn pairing_expired(pool: &AnyPool, code_hash: &str, now: i64) -> StoreResult<bool> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM agents WHERE pairing_code_hash = $1 AND status = 'pending' AND pairing_expires_at <= $2",
+    )
+    .bind(code_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.is_some())
+}
+
+pub async fn get(pool: &AnyPool, scope: &TenantScope, id: &str) -> StoreResult<Option<AgentRow>> {
+    Ok(sqlx::query_as::<_, AgentRow>(&format!(
+        "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(scope.tenant_id())
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Agents of a tenant, newest first; `owner` limits to one owner's agents.
+pub async fn list(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    owner: Option<&str>,
+) -> StoreResult<Vec<AgentRow>> {
+    let sql = match owner {
+        Some(_) => format!(
+            "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 AND owner_user_id = $2 ORDER BY created_at DESC, id DESC"
+        ),
+        None => format!(
+            "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
+        ),
+    };
+    let mut q = sqlx::query_as::<_, AgentRow>(&sql).bind(scope.tenant_id());
+    if let Some(o) = owner {
+        q = q.bind(o);
+    }
+    Ok(q.fetch_all(pool).await?)
+}
+
+/// Record a heartbeat. Returns the agent before the update (for its
+/// previous connection state) or `None` if it is not active.
+pub async fn heartbeat(
+    pool: &AnyPool,
+    agent_id: &str,
+    version: Option<&str>,
+    metadata: Option<&str>,
+    now: i64,
+) -> StoreResult<Option<AgentRow>> {
+    let before = sqlx::query_as::<_, AgentRow>(&format!(
+        "SELECT {COLUMNS} FROM agents WHERE id = $1 AND status = 'active'"
+    ))
+    .bind(agent_id)
+    .fetch_optional(pool)
+    .await?;
+    if before.is_none() {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE agents SET last_seen_at = $1, connection_state = 'online', updated_at = $1,
+            version = COALESCE($2, version), metadata = COALESCE($3, metadata)
+         WHERE id = $4 AND status = 'active'",
+    )
+    .bind(now)
+    .bind(version)
+    .bind(metadata)
+    .bind(agent_id)
+    .execute(pool)
+    .await?;
+    Ok(before)
+}
+
+pub async fn revoke(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    id: &str,
+    by: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> StoreResult<Option<AgentRow>> {
+    Ok(sqlx::query_as::<_, AgentRow>(&format!(
+        "UPDATE agents SET status = 'revoked', connection_state = 'revoked', revoked_at = $1,
+            revoked_by = $2, revoke_reason = $3, pairing_code_hash = NULL, updated_at = $1
+         WHERE tenant_id = $4 AND id = $5 AND status <> 'revoked' RETURNING {COLUMNS}"
+    ))
+    .bind(now)
+    .bind(by)
+    .bind(reason)
+    .bind(scope.tenant_id())
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Delete a pairing that was never used. `Ok(false)` if not pending.
+pub async fn delete_pending(pool: &AnyPool, scope: &TenantScope, id: &str) -> StoreResult<bool> {
+    Ok(
+        sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND id = $2 AND status = 'pending'")
+            .bind(scope.tenant_id())
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// Move active agents between online → unreachable → offline by last
+/// heartbeat; returns the agents whose state changed (with the new state).
+pub async fn sweep_connection_states(
+    pool: &AnyPool,
+    unreachable_before: i64,
+    offline_before: i64,
+    now: i64,
+) -> StoreResult<Vec<AgentRow>> {
+    let mut changed = sqlx::query_as::<_, AgentRow>(&format!(
+        "UPDATE agents SET connection_state = 'offline', updated_at = $1
+         WHERE status = 'active' AND connection_state <> 'offline'
+           AND (last_seen_at IS NULL OR last_seen_at < $2) RETURNING {COLUMNS}"
+    ))
+    .bind(now)
+    .bind(offline_before)
+    .fetch_all(pool)
+    .await?;
+    changed.extend(
+        sqlx::query_as::<_, AgentRow>(&format!(
+            "UPDATE agents SET connection_state = 'unreachable', updated_at = $1
+             WHERE status = 'active' AND connection_state = 'online' AND last_seen_at < $2
+             RETURNING {COLUMNS}"
+        ))
+        .bind(now)
+        .bind(unreachable_before)
+        .fetch_all(pool)
+        .await?,
+    );
+    Ok(changed)
+}
+
+// ---- agent tokens ----
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AgentTokenRow {
+    pub id: String,
+    pub agent_id: String,
+    pub tenant_id: String,
+    pub token_hint: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn insert_token(
+    pool: &AnyPool,
+    agent: &AgentRow,
+    token_hash: &str,
+    token_hint: &str,
+    expires_at: i64,
+    now: i64,
+) -> StoreResult<AgentTokenRow> {
+    Ok(sqlx::query_as::<_, AgentTokenRow>(
+        "INSERT INTO agent_tokens (id, agent_id, tenant_id, token_hash, token_hint, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING id, agent_id, tenant_id, token_hint, created_at, expires_at, revoked_at",
+    )
+    .bind(super::new_id())
+    .bind(&agent.id)
+    .bind(&agent.tenant_id)
+    .bind(token_hash)
+    .bind(token_hint)
+    .bind(now)
+    .bind(expires_at)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// A live (unexpired, unrevoked) token and its agent, whatever the agent's
+/// status — the caller decides what a revoked agent means.
+pub async fn find_token(
+    pool: &AnyPool,
+    token_hash: &str,
+    now: i64,
+) -> StoreResult<Option<(AgentTokenRow, AgentRow)>> {
+    let token = sqlx::query_as::<_, AgentTokenRow>(
+        "SELECT id, agent_id, tenant_id, token_hint, created_at, expires_at, revoked_at
+         FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    let Some(token) = token else { return Ok(None) };
+    let agent =
+        sqlx::query_as::<_, AgentRow>(&format!("SELECT {COLUMNS} FROM agents WHERE id = $1"))
+            .bind(&token.agent_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(StoreError::NotFound("agent"))?;
+    Ok(Some((token, agent)))
+}
+
+/// Shorten a token's life (after rotation, the old one lives until `until`).
+pub async fn retire_token(pool: &AnyPool, token_id: &str, until: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE agent_tokens SET expires_at = $1 WHERE id = $2 AND expires_at > $1")
+        .bind(until)
+        .bind(token_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

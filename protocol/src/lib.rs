@@ -1,0 +1,319 @@
+//! Wire types of the agent ⇄ control-server protocol (JSON over HTTPS).
+//!
+//! The server is authoritative: it dictates the intervals the agent uses
+//! ([`Intervals`]), owns the command state machine ([`CommandStatus`]) and
+//! hands out leases. See `docs/protocol.md` for the whole protocol.
+
+pub mod pairing;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use pairing::{PairingBundle, PairingBundleError, ProxmoxHint};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Prefix of agent bearer tokens.
+pub const AGENT_TOKEN_PREFIX: &str = "bmxa_";
+/// Prefix of one-time pairing codes.
+pub const PAIRING_CODE_PREFIX: &str = "bmxp_";
+
+/// Stable error codes an agent must react to (see `docs/protocol.md`).
+pub mod codes {
+    /// The agent was revoked: stop the loop, tell the user. Never retried.
+    pub const AGENT_REVOKED: &str = "AGENT_REVOKED";
+    /// Pairing code unknown or already used. Never retried.
+    pub const PAIRING_NOT_FOUND: &str = "PAIRING_NOT_FOUND";
+    /// Pairing code expired: ask for a new one. Never retried.
+    pub const PAIRING_EXPIRED: &str = "PAIRING_EXPIRED";
+    /// The lease on a command was lost (requeued or re-claimed): drop the
+    /// result, do not retry the report.
+    pub const LEASE_LOST: &str = "LEASE_LOST";
+    /// The reported status change is not allowed from the current state.
+    pub const INVALID_TRANSITION: &str = "INVALID_TRANSITION";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    pub const AGENT_OFFLINE: &str = "AGENT_OFFLINE";
+    pub const AGENT_NOT_FOUND: &str = "AGENT_NOT_FOUND";
+    pub const COMMAND_NOT_FOUND: &str = "COMMAND_NOT_FOUND";
+    pub const DEAD_LETTERED: &str = "DEAD_LETTERED";
+}
+
+/// `{success:true, data, meta?}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub success: bool,
+    pub data: T,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+}
+
+/// `{success:false, error:{code,message,details?}}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    pub success: bool,
+    pub error: ApiErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// Timing the server dictates; the agent must obey it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Intervals {
+    /// Send a heartbeat this often.
+    pub heartbeat_interval_s: u64,
+    /// Long-poll `commands/next` with this timeout.
+    pub poll_timeout_s: u64,
+    /// A claimed command's lease lasts this long; renew it (PATCH running /
+    /// progress) well before it ends, e.g. every `lease_s / 3`.
+    pub lease_s: u64,
+}
+
+/// `POST /api/v1/agents/register` (public; the pairing code is the credential).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub pairing_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// An agent as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Agent {
+    pub id: String,
+    pub tenant_id: String,
+    pub owner_user_id: Option<String>,
+    pub name: String,
+    /// `pending`, `active` or `revoked` (stored lifecycle).
+    pub status: String,
+    /// Computed: `pending`, `online`, `unreachable`, `offline`, `revoked`.
+    pub connection: String,
+    pub machine_name: Option<String>,
+    pub version: Option<String>,
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<Value>,
+    pub last_seen_at: Option<String>,
+    pub paired_at: Option<String>,
+    pub pairing_expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoke_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RegisterResponse {
+    pub agent: Agent,
+    /// Bearer token for every later call (`bmxa_…`). Shown once.
+    pub agent_token: String,
+    pub agent_token_expires_at: String,
+    pub intervals: Intervals,
+}
+
+/// `POST /api/v1/agents/heartbeat` (agent token).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Free-form, JSON object (e.g. targets, running command count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HeartbeatResponse {
+    pub agent_id: String,
+    pub intervals: Intervals,
+    pub server_time: String,
+    pub agent_token_expires_at: String,
+    /// True once 75% of the token's lifetime has passed: call `token/rotate`.
+    pub rotate_token: bool,
+}
+
+/// `POST /api/v1/agents/token/rotate` (agent token).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RotateTokenResponse {
+    pub agent_token: String,
+    pub agent_token_expires_at: String,
+    /// The previous token keeps working until this time.
+    pub previous_token_valid_until: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    Queued,
+    Dispatched,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Expired,
+}
+
+impl CommandStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandStatus::Queued => "queued",
+            CommandStatus::Dispatched => "dispatched",
+            CommandStatus::Running => "running",
+            CommandStatus::Succeeded => "succeeded",
+            CommandStatus::Failed => "failed",
+            CommandStatus::Cancelled => "cancelled",
+            CommandStatus::Expired => "expired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<CommandStatus> {
+        Some(match s {
+            "queued" => CommandStatus::Queued,
+            "dispatched" => CommandStatus::Dispatched,
+            "running" => CommandStatus::Running,
+            "succeeded" => CommandStatus::Succeeded,
+            "failed" => CommandStatus::Failed,
+            "cancelled" => CommandStatus::Cancelled,
+            "expired" => CommandStatus::Expired,
+            _ => return None,
+        })
+    }
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            CommandStatus::Succeeded
+                | CommandStatus::Failed
+                | CommandStatus::Cancelled
+                | CommandStatus::Expired
+        )
+    }
+}
+
+/// A command as the API shows it (to users and to the agent that runs it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Command {
+    pub id: String,
+    pub tenant_id: String,
+    pub agent_id: String,
+    /// e.g. `proxmox.clone`, `ssh.exec`.
+    pub command_type: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: Value,
+    pub status: CommandStatus,
+    /// Incremented by every claim; the agent echoes it in reports.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// Set when someone asked to cancel a dispatched/running command.
+    pub cancel_requested: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub result: Option<Value>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub progress: Option<Value>,
+    pub idempotency_key: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub dispatched_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub expires_at: String,
+    pub lease_expires_at: Option<String>,
+}
+
+/// What an agent may report about its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl From<ReportedStatus> for CommandStatus {
+    fn from(s: ReportedStatus) -> Self {
+        match s {
+            ReportedStatus::Running => CommandStatus::Running,
+            ReportedStatus::Succeeded => CommandStatus::Succeeded,
+            ReportedStatus::Failed => CommandStatus::Failed,
+            ReportedStatus::Cancelled => CommandStatus::Cancelled,
+        }
+    }
+}
+
+/// `PATCH /api/v1/vm-ops/commands/{id}` (the agent holding the lease).
+/// `running` (with or without progress) renews the lease.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CommandReport {
+    pub status: ReportedStatus,
+    /// The `attempt` of the claim this report belongs to.
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub progress: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+    Log,
+}
+
+/// One chunk of command output; `seq` starts at 0 and is unique per command
+/// (a repeated `seq` is ignored, so resending is safe).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OutputChunk {
+    pub seq: u64,
+    pub stream: OutputStream,
+    pub data: String,
+}
+
+/// `POST /api/v1/vm-ops/commands/{id}/output`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OutputAppend {
+    pub chunks: Vec<OutputChunk>,
+}
