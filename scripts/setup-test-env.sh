@@ -18,6 +18,11 @@ declare -A NEED=(
   [bsdtar]=libarchive-tools    # ISO extraction
   [pkg-config]=pkg-config
   [pg_isready]=postgresql-client
+  [sshd]=openssh-server        # real OpenSSH server for the agent's SSH tests
+  [ssh-keygen]=openssh-client
+  [keyctl]=keyutils            # kernel keyring tests (inside `keyctl session -`)
+  [gnome-keyring-daemon]=gnome-keyring   # Secret Service tests
+  [dbus-run-session]=dbus-daemon
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -35,6 +40,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The agent's SSH password-auth tests log in as a dedicated local user.
+if [[ $(id -u) -eq 0 ]]; then
+  bash agent-core/tests/setup-ssh-test-user.sh
+elif ! id botmox-ssh-test >/dev/null 2>&1; then
+  die "the SSH tests need the local user botmox-ssh-test: run 'sudo bash agent-core/tests/setup-ssh-test-user.sh'"
 fi
 
 # PostgreSQL on 127.0.0.1:5432 (the postgres:: tests need it).

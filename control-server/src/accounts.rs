@@ -83,7 +83,7 @@ pub async fn create_tenant(db: &Db, id: &str, name: &str) -> Result<TenantRow, A
     if !f.0.is_empty() {
         return Err(AccountError::Invalid(f));
     }
-    Ok(tenants::create(db.pool(), id, name).await?)
+    Ok(tenants::create(db.writer(), id, name).await?)
 }
 
 /// Create a tenant and, optionally, its first admin. The admin's input is
@@ -161,7 +161,7 @@ pub async fn create_user(db: &Db, req: CreateUser<'_>) -> Result<UserRow, Accoun
         .map_err(|e| AuthError::Internal(e.to_string()))?
         .map_err(AuthError::Internal)?;
     Ok(users::insert(
-        db.pool(),
+        db.writer(),
         NewUser {
             tenant_id: req.tenant_id,
             email: &email,
@@ -183,7 +183,7 @@ pub async fn set_role(
     if Role::parse_tenant_role(role).is_none() {
         return Err(invalid("role", "must be viewer, operator or admin"));
     }
-    Ok(users::update_roles(db.pool(), scope, user_id, role, infra.then_some("infra")).await?)
+    Ok(users::update_roles(db.writer(), scope, user_id, role, infra.then_some("infra")).await?)
 }
 
 /// Disable or enable a user; disabling revokes all their tokens at once.
@@ -193,9 +193,9 @@ pub async fn set_disabled(
     user_id: &str,
     disabled: bool,
 ) -> Result<UserRow, AccountError> {
-    let user = users::set_disabled(db.pool(), scope, user_id, disabled).await?;
+    let user = users::set_disabled(db.writer(), scope, user_id, disabled).await?;
     if disabled {
-        tokens::revoke_all_for_user(db.pool(), &user.id).await?;
+        tokens::revoke_all_for_user(db.writer(), &user.id).await?;
     }
     Ok(user)
 }
@@ -210,8 +210,8 @@ pub async fn set_password(db: &Db, user: &UserRow, password: &str) -> Result<(),
         .await
         .map_err(|e| AuthError::Internal(e.to_string()))?
         .map_err(AuthError::Internal)?;
-    users::set_password_hash(db.pool(), &user.id, &hash).await?;
-    tokens::revoke_all_for_user(db.pool(), &user.id).await?;
+    users::set_password_hash(db.writer(), &user.id, &hash).await?;
+    tokens::revoke_all_for_user(db.writer(), &user.id).await?;
     Ok(())
 }
 

@@ -242,7 +242,7 @@ async fn token(db: &Db, cmd: TokenCommand) -> anyhow::Result<()> {
             let Some(tenant) = tokens::tenant_of_api_token(db.pool(), &id).await? else {
                 anyhow::bail!("no API token with id {id}");
             };
-            if tokens::revoke(db.pool(), &TenantScope::new(tenant), &id).await? {
+            if tokens::revoke(db.writer(), &TenantScope::new(tenant), &id).await? {
                 println!("revoked {id}");
             } else {
                 println!("{id} was already revoked");

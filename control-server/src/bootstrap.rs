@@ -19,7 +19,7 @@ pub async fn ensure_initial_admin(db: &Db, data_dir: &Path) -> anyhow::Result<Op
     if users::count(db.pool()).await? > 0 {
         return Ok(None);
     }
-    match tenants::create(db.pool(), DEFAULT_TENANT, "Default tenant").await {
+    match tenants::create(db.writer(), DEFAULT_TENANT, "Default tenant").await {
         Ok(_) | Err(StoreError::Conflict(_)) => {}
         Err(e) => return Err(e.into()),
     }

@@ -59,6 +59,10 @@ pub enum DbError {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite: a separate one-connection pool all writes go through, so
+    /// writers queue in-process instead of sleeping in SQLite's busy handler.
+    /// PostgreSQL: the same pool as `pool`.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -82,11 +86,35 @@ impl Db {
             })?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-        let pool_options = match backend {
-            Backend::Sqlite => AnyPoolOptions::new().max_connections(8),
-            Backend::Postgres => AnyPoolOptions::new().max_connections(20),
+        // SQLite allows one writer at a time; several connections competing
+        // for the lock fall into SQLite's sleeping busy handler (1–100 ms per
+        // retry) under load. Reads use a pool (WAL readers never block the
+        // writer); writes go through one connection and queue in-process.
+        // Other processes (the admin CLI) still rely on busy_timeout.
+        let pool = Self::open_pool(
+            backend,
+            options.clone(),
+            if backend == Backend::Sqlite { 8 } else { 20 },
+        )
+        .await?;
+        let writer = match backend {
+            Backend::Sqlite => Self::open_pool(backend, options, 1).await?,
+            Backend::Postgres => pool.clone(),
         };
-        let pool = pool_options
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+        })
+    }
+
+    async fn open_pool(
+        backend: Backend,
+        options: AnyConnectOptions,
+        size: u32,
+    ) -> Result<AnyPool, DbError> {
+        AnyPoolOptions::new()
+            .max_connections(size)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -104,21 +132,26 @@ impl Db {
             .map_err(|source| DbError::Connect {
                 backend: backend.as_str(),
                 source,
-            })?;
-        Ok(Db { pool, backend })
+            })
     }
 
     /// Apply pending migrations for this backend.
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.writer).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())
     }
 
+    /// The pool for reads (and for writes on PostgreSQL).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool every write must use.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     pub fn backend(&self) -> Backend {
@@ -135,6 +168,7 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

@@ -19,9 +19,14 @@ struct Served {
 }
 
 fn serve(data: &Path) -> Served {
+    serve_with(data, &[])
+}
+
+fn serve_with(data: &Path, extra: &[&str]) -> Served {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .args(extra)
         .env_remove("BOTMOX_DATABASE_URL")
         .env("BOTMOX_LOG", "info")
         .stdout(Stdio::null())
@@ -54,7 +59,7 @@ fn serve(data: &Path) -> Served {
     Served {
         child,
         url: url.unwrap(),
-        fingerprint: fingerprint.expect("fingerprint logged before listening"),
+        fingerprint: fingerprint.unwrap_or_default(),
         log,
     }
 }
@@ -146,6 +151,11 @@ async fn serve_with_self_signed_tls_admin_cli_and_graceful_shutdown() {
     let data = dir.path().join("data");
     let s = serve(&data);
     assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    assert_eq!(
+        s.fingerprint.len(),
+        95,
+        "fingerprint logged before listening"
+    );
     let c = client();
 
     // Ready over HTTPS, and the presented certificate is the announced one.
@@ -393,4 +403,104 @@ fn migrate_check_config_and_version() {
     assert!(!out.contains("0123456789abcdef"), "secret printed: {out}");
     let v = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&v.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// Two `control-server` processes share one PostgreSQL database: a dispatch
+/// through process A wakes an agent long-polling process B (LISTEN/NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_wake_each_others_pollers() {
+    use sqlx::Connection;
+    let base = std::env::var("BOTMOX_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!("botmox_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::postgres::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = format!("{base}/{name}");
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = [
+        "--tls",
+        "off",
+        "--database-url",
+        url.as_str(),
+        "--heartbeat-interval-seconds",
+        "30",
+    ];
+    let a = serve_with(da.path(), &args);
+    let b = serve_with(db.path(), &args);
+    let c = reqwest::Client::new();
+    let pw = std::fs::read_to_string(da.path().join("initial-admin-password")).unwrap();
+    let (_, login) = call(
+        &c,
+        "POST",
+        format!("{}/api/v1/auth/login", a.url),
+        None,
+        Some(json!({"email": "admin@localhost", "password": pw.trim()})),
+    )
+    .await;
+    let admin = login["data"]["token"].as_str().unwrap().to_string();
+    let (_, p) = call(
+        &c,
+        "POST",
+        format!("{}/api/v1/agents/pairings", a.url),
+        Some(&admin),
+        Some(json!({})),
+    )
+    .await;
+    let code = p["data"]["pairing_code"].as_str().unwrap();
+    // Register and heartbeat through B: both processes see one database.
+    let (st, r) = call(
+        &c,
+        "POST",
+        format!("{}/api/v1/agents/register", b.url),
+        None,
+        Some(json!({"pairing_code": code})),
+    )
+    .await;
+    assert_eq!(st, 201, "{r}");
+    let agent = r["data"]["agent_token"].as_str().unwrap().to_string();
+    let agent_id = r["data"]["agent"]["id"].as_str().unwrap().to_string();
+    let mut latencies = vec![];
+    for i in 0..5 {
+        let (c2, url_b, tok) = (c.clone(), b.url.clone(), agent.clone());
+        let poll = tokio::spawn(async move {
+            let r = c2
+                .get(format!(
+                    "{url_b}/api/v1/vm-ops/commands/next?timeout_ms=20000"
+                ))
+                .bearer_auth(tok)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let sent = Instant::now();
+        let (st, d) = call(
+            &c,
+            "POST",
+            format!("{}/api/v1/vm-ops/proxmox/start", a.url),
+            Some(&admin),
+            Some(json!({"agent_id": agent_id, "params": {"vmid": i}})),
+        )
+        .await;
+        assert_eq!(st, 202, "{d}");
+        let (status, got) = poll.await.unwrap();
+        assert_eq!(status, 200);
+        latencies.push(got.duration_since(sent));
+    }
+    assert!(stop(a).success());
+    assert!(stop(b).success());
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await;
+    eprintln!("cross-process dispatch→claim latencies: {latencies:?}");
+    assert!(
+        latencies.iter().all(|l| *l < Duration::from_millis(1000)),
+        "{latencies:?}"
+    );
 }

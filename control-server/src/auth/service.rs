@@ -86,7 +86,7 @@ impl AuthService {
             Some(client_ip),
         )
         .await?;
-        users::touch_login(pool, &user.id).await?;
+        users::touch_login(self.db.writer(), &user.id).await?;
         tracing::info!(user_id = %user.id, tenant = %user.tenant_id, "signed in");
         Ok(LoginOutcome {
             token,
@@ -106,7 +106,7 @@ impl AuthService {
             let (row, user) = tokens::find_active(pool, &secret::hash_token(token), now)
                 .await?
                 .ok_or(AuthError::InvalidToken)?;
-            if let Err(e) = tokens::touch(pool, &row.id, now).await {
+            if let Err(e) = tokens::touch(self.db.writer(), &row.id, now).await {
                 tracing::warn!(error = %e, "could not record token use");
             }
             return Ok(identity_from(&user, &row));
@@ -141,7 +141,7 @@ impl AuthService {
     /// Revoke the token behind this identity (effective immediately).
     pub async fn logout(&self, identity: &Identity) -> Result<bool, AuthError> {
         match &identity.token_id {
-            Some(id) => Ok(tokens::revoke(self.db.pool(), &identity.scope(), id).await?),
+            Some(id) => Ok(tokens::revoke(self.db.writer(), &identity.scope(), id).await?),
             None => Ok(false),
         }
     }
@@ -178,7 +178,7 @@ pub async fn issue_token(
     };
     let token = secret::generate_token(prefix);
     let row = tokens::insert(
-        db.pool(),
+        db.writer(),
         NewToken {
             tenant_id: &user.tenant_id,
             user_id: &user.id,

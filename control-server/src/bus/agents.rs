@@ -26,6 +26,8 @@ pub struct AgentIdentity {
     pub token_id: String,
     pub token_created_at: i64,
     pub token_expires_at: i64,
+    /// Connection state when this request was authenticated.
+    pub connection_state: String,
 }
 
 impl AgentIdentity {
@@ -41,13 +43,19 @@ pub struct PairingInput {
     pub proxmox: Option<ProxmoxHint>,
 }
 
+/// A new pairing as the API returns it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Pairing {
     pub agent: Agent,
+    /// One-time code (`bmxp_…`), shown once.
     pub pairing_code: String,
     pub pairing_expires_at: String,
     pub server_url: String,
+    /// base64url (no padding) JSON the agent accepts as is.
     pub pairing_bundle: String,
+    /// `botmox://pair?bundle=…` (opens the tray app).
     pub pairing_uri: String,
+    /// `<server_url>/agent/pair?bundle=…` (a page with instructions).
     pub pairing_url: String,
 }
 
@@ -129,7 +137,7 @@ impl Bus {
             .filter(|p| p.url.is_some() || p.username.is_some() || p.node.is_some());
         let hint_json = hint.map(|p| serde_json::to_string(p).unwrap_or_default());
         let row = agents::insert_pairing(
-            self.db.pool(),
+            self.db.writer(),
             NewPairing {
                 id: &new_id(),
                 tenant_id: scope.tenant_id(),
@@ -191,7 +199,7 @@ impl Bus {
         let now = now_ms();
         let capabilities = serde_json::to_string(&req.capabilities).unwrap_or_else(|_| "[]".into());
         let activated = agents::activate_pairing(
-            self.db.pool(),
+            self.db.writer(),
             Registration {
                 code_hash: &hash,
                 machine_name: req.machine_name.as_deref(),
@@ -226,7 +234,7 @@ impl Bus {
         let token = secret::generate_token(AGENT_TOKEN_PREFIX);
         let expires_at = now + i64::from(self.cfg.agent_token_ttl_days) * 86_400_000;
         agents::insert_token(
-            self.db.pool(),
+            self.db.writer(),
             row,
             &secret::hash_token(&token),
             &secret::token_hint(&token),
@@ -242,17 +250,18 @@ impl Bus {
         if !token.starts_with(AGENT_TOKEN_PREFIX) {
             return Err(BusError::AgentTokenInvalid);
         }
-        let (tok, agent) = agents::find_token(self.db.pool(), &secret::hash_token(token), now_ms())
+        let t = agents::find_token(self.db.pool(), &secret::hash_token(token), now_ms())
             .await?
             .ok_or(BusError::AgentTokenInvalid)?;
-        match agent.status.as_str() {
+        match t.status.as_str() {
             "active" => Ok(AgentIdentity {
-                agent_id: agent.id,
-                tenant_id: agent.tenant_id,
-                owner_user_id: agent.owner_user_id,
-                token_id: tok.id,
-                token_created_at: tok.created_at,
-                token_expires_at: tok.expires_at,
+                agent_id: t.agent_id,
+                tenant_id: t.tenant_id,
+                owner_user_id: t.owner_user_id,
+                token_id: t.token_id,
+                token_created_at: t.token_created_at,
+                token_expires_at: t.token_expires_at,
+                connection_state: t.connection_state,
             }),
             "revoked" => Err(BusError::AgentRevoked),
             _ => Err(BusError::AgentTokenInvalid),
@@ -286,16 +295,18 @@ impl Bus {
             return Err(BusError::Validation(f));
         }
         let now = now_ms();
-        let before = agents::heartbeat(
-            self.db.pool(),
+        let active = agents::heartbeat(
+            self.db.writer(),
             &agent.agent_id,
             req.version.as_deref(),
             metadata.as_deref(),
             now,
         )
-        .await?
-        .ok_or(BusError::AgentRevoked)?;
-        if before.connection_state != "online" {
+        .await?;
+        if !active {
+            return Err(BusError::AgentRevoked);
+        }
+        if agent.connection_state != "online" {
             if let Some(row) = agents::get(self.db.pool(), &agent.scope(), &agent.agent_id).await? {
                 self.agent_event("online", &row).await?;
             }
@@ -321,7 +332,7 @@ impl Bus {
             .ok_or(BusError::AgentNotFound)?;
         let (token, expires_at) = self.issue_agent_token(&row, now).await?;
         let grace_until = (now + ROTATION_GRACE_MS).min(agent.token_expires_at);
-        agents::retire_token(self.db.pool(), &agent.token_id, grace_until).await?;
+        agents::retire_token(self.db.writer(), &agent.token_id, grace_until).await?;
         self.agent_event("token_rotated", &row).await?;
         Ok(RotateTokenResponse {
             agent_token: token,
@@ -376,7 +387,7 @@ impl Bus {
         }
         let now = now_ms();
         let row = match agents::revoke(
-            self.db.pool(),
+            self.db.writer(),
             &scope,
             id,
             &caller.user_id,
@@ -394,7 +405,7 @@ impl Bus {
             }
         };
         for cmd in
-            crate::store::commands::cancel_queued_for_agent(self.db.pool(), &row.id, now).await?
+            crate::store::commands::cancel_queued_for_agent(self.db.writer(), &row.id, now).await?
         {
             self.command_event("cancelled", &cmd, row.owner_user_id.as_deref())
                 .await?;
@@ -412,7 +423,7 @@ impl Bus {
             .map_err(|_| BusError::Forbidden("operator"))?;
         let row = self.visible_agent(caller, id).await?;
         if row.status != "pending"
-            || !agents::delete_pending(self.db.pool(), &caller.scope(), id).await?
+            || !agents::delete_pending(self.db.writer(), &caller.scope(), id).await?
         {
             return Err(BusError::AgentNotPending);
         }

@@ -236,7 +236,7 @@ impl Bus {
             }
         }
         let inserted = commands::insert(
-            pool,
+            self.db.writer(),
             NewCommand {
                 id: &new_id(),
                 tenant_id: scope.tenant_id(),
@@ -304,33 +304,42 @@ impl Bus {
     ) -> Result<Option<Command>, BusError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut wake = self.notifier.subscribe_agent(&agent.agent_id);
+        let mut woken = false;
         loop {
             wake.borrow_and_update();
-            // Revocation during the poll ends it.
-            let me = agents::get(self.db.pool(), &agent.scope(), &agent.agent_id)
-                .await?
-                .ok_or(BusError::AgentNotFound)?;
-            if me.status == "revoked" {
-                return Err(BusError::AgentRevoked);
+            // A wake-up may mean a revoke: the poll ends with AGENT_REVOKED.
+            if woken {
+                let me = agents::get(self.db.pool(), &agent.scope(), &agent.agent_id)
+                    .await?
+                    .ok_or(BusError::AgentNotFound)?;
+                if me.status == "revoked" {
+                    return Err(BusError::AgentRevoked);
+                }
             }
             let now = now_ms();
-            let lease_until = now + self.cfg.lease_s as i64 * 1000;
-            if let Some(row) =
-                commands::claim_next(self.db.pool(), &agent.agent_id, lease_until, now).await?
-            {
-                self.command_event("dispatched", &row, agent.owner_user_id.as_deref())
-                    .await?;
-                return Ok(Some(views::command(&row)));
+            if commands::has_claimable(self.db.pool(), &agent.agent_id, now).await? {
+                let lease_until = now + self.cfg.lease_s as i64 * 1000;
+                if let Some(row) =
+                    commands::claim_next(self.db.writer(), &agent.agent_id, lease_until, now)
+                        .await?
+                {
+                    self.command_event("dispatched", &row, agent.owner_user_id.as_deref())
+                        .await?;
+                    return Ok(Some(views::command(&row)));
+                }
             }
+            woken = false;
             tokio::select! {
                 changed = wake.changed() => {
+                    woken = true;
                     if changed.is_err() {
                         wake = self.notifier.subscribe_agent(&agent.agent_id);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
-                // Safety net for a missed notification.
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                // Safety net for a notification missed while a LISTEN
+                // connection was down (a cheap read).
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
             }
         }
     }
@@ -398,7 +407,7 @@ impl Bus {
         let now = now_ms();
         let finished = wanted.is_terminal();
         let updated = commands::apply_report(
-            pool,
+            self.db.writer(),
             &agent.agent_id,
             id,
             ReportUpdate {
@@ -524,7 +533,16 @@ impl Bus {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_else(|| "log".into());
-            if commands::append_output(pool, &row.id, c.seq as i64, &stream, &c.data, now).await? {
+            if commands::append_output(
+                self.db.writer(),
+                &row.id,
+                c.seq as i64,
+                &stream,
+                &c.data,
+                now,
+            )
+            .await?
+            {
                 added += 1;
             } else {
                 dup += 1;
@@ -557,12 +575,12 @@ impl Bus {
         let pool = self.db.pool();
         let now = now_ms();
         let owner = self.owner_of(&row.tenant_id, &row.agent_id).await;
-        if let Some(done) = commands::cancel_queued(pool, &scope, id, now).await? {
+        if let Some(done) = commands::cancel_queued(self.db.writer(), &scope, id, now).await? {
             self.command_event("cancelled", &done, owner.as_deref())
                 .await?;
             return Ok(views::command(&done));
         }
-        if let Some(req) = commands::request_cancel(pool, &scope, id, now).await? {
+        if let Some(req) = commands::request_cancel(self.db.writer(), &scope, id, now).await? {
             self.command_event("cancel_requested", &req, owner.as_deref())
                 .await?;
             self.notifier.wake_agent(&req.agent_id).await;

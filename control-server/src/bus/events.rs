@@ -19,7 +19,7 @@ impl Bus {
     ) -> StoreResult<()> {
         let data = json!({ "command": views::command_summary(row) }).to_string();
         events::insert(
-            self.db.pool(),
+            self.db.writer(),
             NewEvent {
                 tenant_id: &row.tenant_id,
                 agent_id: Some(&row.agent_id),
@@ -41,7 +41,7 @@ impl Bus {
         let now = now_ms();
         let data = json!({ "agent": views::agent(row, now, &self.cfg) }).to_string();
         events::insert(
-            self.db.pool(),
+            self.db.writer(),
             NewEvent {
                 tenant_id: &row.tenant_id,
                 agent_id: Some(&row.id),

@@ -20,22 +20,21 @@ pub struct SweepReport {
 
 impl Bus {
     pub async fn sweep(&self) -> StoreResult<SweepReport> {
-        let pool = self.db.pool();
         let now = now_ms();
         let mut report = SweepReport::default();
-        for row in commands::requeue_expired_leases(pool, now).await? {
+        for row in commands::requeue_expired_leases(self.db.writer(), now).await? {
             let owner = self.owner_of(&row.tenant_id, &row.agent_id).await;
             self.command_event("requeued", &row, owner.as_deref())
                 .await?;
             self.notifier.wake_agent(&row.agent_id).await;
             report.requeued += 1;
         }
-        for row in commands::dead_letter_expired_leases(pool, now).await? {
+        for row in commands::dead_letter_expired_leases(self.db.writer(), now).await? {
             let owner = self.owner_of(&row.tenant_id, &row.agent_id).await;
             self.command_event("failed", &row, owner.as_deref()).await?;
             report.dead_lettered += 1;
         }
-        for row in commands::expire_queued(pool, now).await? {
+        for row in commands::expire_queued(self.db.writer(), now).await? {
             let owner = self.owner_of(&row.tenant_id, &row.agent_id).await;
             self.command_event("expired", &row, owner.as_deref())
                 .await?;
@@ -43,7 +42,7 @@ impl Bus {
         }
         let hb_ms = self.cfg.heartbeat_interval_s as i64 * 1000;
         for row in agents::sweep_connection_states(
-            pool,
+            self.db.writer(),
             now - 2 * hb_ms,
             now - self.cfg.offline_after_s as i64 * 1000,
             now,
@@ -54,7 +53,7 @@ impl Bus {
                 .await?;
             report.agents_changed += 1;
         }
-        commands::release_idempotency_keys(pool, now - 24 * 3600 * 1000).await?;
+        commands::release_idempotency_keys(self.db.writer(), now - 24 * 3600 * 1000).await?;
         if report != SweepReport::default() {
             tracing::info!(?report, "sweeper changed state");
         }

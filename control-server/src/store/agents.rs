@@ -2,7 +2,7 @@
 
 use sqlx::{AnyPool, FromRow};
 
-use super::{StoreError, StoreResult, TenantScope};
+use super::{StoreResult, TenantScope};
 
 pub const COLUMNS: &str = "id, tenant_id, owner_user_id, name, status, pairing_expires_at, \
     proxmox_hint, machine_name, version, platform, capabilities, metadata, connection_state, \
@@ -140,25 +140,15 @@ pub async fn list(
     Ok(q.fetch_all(pool).await?)
 }
 
-/// Record a heartbeat. Returns the agent before the update (for its
-/// previous connection state) or `None` if it is not active.
+/// Record a heartbeat. `false` if the agent is not active (revoked meanwhile).
 pub async fn heartbeat(
     pool: &AnyPool,
     agent_id: &str,
     version: Option<&str>,
     metadata: Option<&str>,
     now: i64,
-) -> StoreResult<Option<AgentRow>> {
-    let before = sqlx::query_as::<_, AgentRow>(&format!(
-        "SELECT {COLUMNS} FROM agents WHERE id = $1 AND status = 'active'"
-    ))
-    .bind(agent_id)
-    .fetch_optional(pool)
-    .await?;
-    if before.is_none() {
-        return Ok(None);
-    }
-    sqlx::query(
+) -> StoreResult<bool> {
+    Ok(sqlx::query(
         "UPDATE agents SET last_seen_at = $1, connection_state = 'online', updated_at = $1,
             version = COALESCE($2, version), metadata = COALESCE($3, metadata)
          WHERE id = $4 AND status = 'active'",
@@ -168,8 +158,9 @@ pub async fn heartbeat(
     .bind(metadata)
     .bind(agent_id)
     .execute(pool)
-    .await?;
-    Ok(before)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 pub async fn revoke(
@@ -275,29 +266,37 @@ pub async fn insert_token(
     .await?)
 }
 
+/// A live token joined with what authentication needs of its agent.
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenAgent {
+    pub token_id: String,
+    pub token_created_at: i64,
+    pub token_expires_at: i64,
+    pub agent_id: String,
+    pub tenant_id: String,
+    pub owner_user_id: Option<String>,
+    pub status: String,
+    pub connection_state: String,
+}
+
 /// A live (unexpired, unrevoked) token and its agent, whatever the agent's
-/// status — the caller decides what a revoked agent means.
+/// status — the caller decides what a revoked agent means. One query: this
+/// runs on every agent request.
 pub async fn find_token(
     pool: &AnyPool,
     token_hash: &str,
     now: i64,
-) -> StoreResult<Option<(AgentTokenRow, AgentRow)>> {
-    let token = sqlx::query_as::<_, AgentTokenRow>(
-        "SELECT id, agent_id, tenant_id, token_hint, created_at, expires_at, revoked_at
-         FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+) -> StoreResult<Option<TokenAgent>> {
+    Ok(sqlx::query_as::<_, TokenAgent>(
+        "SELECT t.id AS token_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at,
+                a.id AS agent_id, a.tenant_id, a.owner_user_id, a.status, a.connection_state
+         FROM agent_tokens t JOIN agents a ON a.id = t.agent_id
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2",
     )
     .bind(token_hash)
     .bind(now)
     .fetch_optional(pool)
-    .await?;
-    let Some(token) = token else { return Ok(None) };
-    let agent =
-        sqlx::query_as::<_, AgentRow>(&format!("SELECT {COLUMNS} FROM agents WHERE id = $1"))
-            .bind(&token.agent_id)
-            .fetch_optional(pool)
-            .await?
-            .ok_or(StoreError::NotFound("agent"))?;
-    Ok(Some((token, agent)))
+    .await?)
 }
 
 /// Shorten a token's life (after rotation, the old one lives until `until`).

@@ -187,6 +187,18 @@ pub async fn list(
     Ok(q.fetch_all(pool).await?)
 }
 
+/// Cheap read (no write lock): is anything claimable for this agent?
+pub async fn has_claimable(pool: &AnyPool, agent_id: &str, now: i64) -> StoreResult<bool> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM agent_commands WHERE agent_id = $1 AND status = 'queued' AND expires_at > $2 LIMIT 1",
+    )
+    .bind(agent_id)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Atomically claim the oldest queued, unexpired command of an agent.
 pub async fn claim_next(
     pool: &AnyPool,

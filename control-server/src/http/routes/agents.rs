@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Identity;
-use crate::bus::agents::{AgentIdentity, PairingInput};
+use crate::bus::agents::{AgentIdentity, Pairing, PairingInput};
 use crate::config::TlsMode;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::envelope::{created, list, ok, Envelope, Reply};
@@ -28,21 +28,6 @@ pub struct CreatePairing {
     pub owner_user_id: Option<String>,
     /// Non-secret Proxmox defaults the agent pre-fills.
     pub proxmox: Option<ProxmoxHint>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PairingView {
-    pub agent: Agent,
-    /// One-time code (`bmxp_…`), shown once.
-    pub pairing_code: String,
-    pub pairing_expires_at: String,
-    pub server_url: String,
-    /// base64url (no padding) JSON the agent accepts as is.
-    pub pairing_bundle: String,
-    /// `botmox://pair?bundle=…` (opens the tray app).
-    pub pairing_uri: String,
-    /// `<server_url>/agent/pair?bundle=…` (a page with instructions).
-    pub pairing_url: String,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -77,7 +62,7 @@ fn server_url(state: &AppState, uri: &axum::http::Uri, headers: &axum::http::Hea
 /// Create a pending agent and a one-time pairing code (operator+).
 #[utoipa::path(post, path = "/api/v1/agents/pairings", tag = "agents", security(("bearer" = [])),
     request_body = CreatePairing,
-    responses((status = 201, body = Envelope<PairingView>), (status = 400, body = ErrorEnvelope),
+    responses((status = 201, body = Envelope<Pairing>), (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 pub async fn create_pairing(
     State(state): State<AppState>,
@@ -85,7 +70,7 @@ pub async fn create_pairing(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<CreatePairing>,
-) -> Result<Reply<PairingView>, ApiError> {
+) -> Result<Reply<Pairing>, ApiError> {
     let url = server_url(&state, &uri, &headers);
     let pin = match state.cfg.tls {
         TlsMode::SelfSigned => state.tls_sha256.as_deref().map(str::to_string),
@@ -105,15 +90,7 @@ pub async fn create_pairing(
             pin,
         )
         .await?;
-    Ok(created(PairingView {
-        agent: p.agent,
-        pairing_code: p.pairing_code,
-        pairing_expires_at: p.pairing_expires_at,
-        server_url: p.server_url,
-        pairing_bundle: p.pairing_bundle,
-        pairing_uri: p.pairing_uri,
-        pairing_url: p.pairing_url,
-    }))
+    Ok(created(p))
 }
 
 /// Redeem a pairing code (public, rate limited per IP). Returns the agent token once.

@@ -221,7 +221,7 @@ pub async fn revoke_api_token(
     if row.kind != "api" || (row.user_id != identity.user_id && !identity.has(Role::Admin)) {
         return Err(not_found());
     }
-    if !tokens::revoke(pool, &scope, &id).await? {
+    if !tokens::revoke(state.db.writer(), &scope, &id).await? {
         return Err(ApiError::conflict(
             "ALREADY_REVOKED",
             "This token was already revoked",

@@ -1,0 +1,37 @@
+//! agent-core: the Bot-Mox agent runtime library (used by the headless
+//! `botmox-agent` binary and, later, the tray app).
+//!
+//! Module map (each boundary has its own typed error):
+//! - [`pairing`]: parses every pairing input form (bundle, JSON, URLs, code);
+//! - [`config`]: `config.toml` in the config dir (no secrets);
+//! - [`secrets`]: OS keyring, Secret Service, or an explicit 0600 file;
+//! - [`http`]: the control-server HTTPS client (pinning, retries, request ids);
+//! - [`tls`]: trust modes (system, CA, pinned SHA-256, explicit insecure);
+//! - [`retry`]: jittered exponential backoff and per-call budgets;
+//! - [`proxmox`]: PVE API client and the `proxmox.*` actions;
+//! - [`ssh`]: russh executor with allowlist and TOFU host keys;
+//! - [`provision`]: in-memory provisioning ISO, API upload (SFTP fallback), cdrom attach;
+//! - [`executor`]: `execute(command_type, payload, ctx)` dispatch;
+//! - [`logging`], [`redact`], [`diagnostics`]: JSON logs without secrets.
+//!
+//! The command-bus runtime loop (register, heartbeat, long-poll, report,
+//! outbox) is not part of this crate yet.
+
+pub mod config;
+pub mod diagnostics;
+pub mod executor;
+pub mod http;
+pub mod logging;
+pub mod pairing;
+pub mod provision;
+pub mod proxmox;
+pub mod redact;
+pub mod retry;
+pub mod secrets;
+pub mod ssh;
+pub mod tls;
+
+pub use executor::{execute, ExecContext, ExecError, Target, Targets};
+
+/// The agent version reported to the server.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

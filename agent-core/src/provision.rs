@@ -1,0 +1,309 @@
+//! Provisioning ISO (inventory §5.6, fixing §8 item 14): the ISO is built in
+//! memory with `isotools` (ISO 9660 + Joliet + Rock Ridge, label `PROVISION`)
+//! and uploaded through the PVE API (multipart, with a sha256 checksum) —
+//! no SSH and no ISO tool on the Proxmox host. Plus `attach-cdrom` and
+//! `detach-cdrom` (with ISO deletion through the storage API).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::Engine;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::executor::ExecError;
+use crate::proxmox::actions::Call;
+use crate::proxmox::{enc, PveError, UploadFile};
+use crate::ssh::SshSettings;
+
+/// Largest accepted ISO (the payload travels base64 through the server).
+const MAX_ISO_BYTES: usize = 64 << 20;
+
+fn iso_error(m: impl Into<String>) -> ExecError {
+    ExecError::new("ISO_CREATE_FAILED", m)
+}
+
+fn storage_id(c: &Call<'_>) -> Result<String, ExecError> {
+    let s = c
+        .opt_str(&["isoStorage", "storage"])
+        .unwrap_or_else(|| "local".into());
+    if !s
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        || !s.starts_with(|ch: char| ch.is_ascii_alphabetic())
+    {
+        return Err(ExecError::bad_request(format!("invalid storage id {s:?}")));
+    }
+    Ok(s)
+}
+
+fn iso_name(c: &Call<'_>, vmid: u64) -> Result<String, ExecError> {
+    check_iso_name(
+        c.opt_str(&["isoName"])
+            .unwrap_or_else(|| format!("vm-{vmid}-provision.iso")),
+    )
+}
+
+/// `x.iso` with only `[A-Za-z0-9._-]` (what PVE keeps unchanged).
+fn check_iso_name(name: String) -> Result<String, ExecError> {
+    let ok = name.len() <= 200
+        && name.to_ascii_lowercase().ends_with(".iso")
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        && !name.starts_with('.');
+    if !ok {
+        return Err(ExecError::bad_request(format!(
+            "isoName {name:?} must end in .iso and use only letters, digits, '-', '_' and '.'"
+        )));
+    }
+    Ok(name)
+}
+
+fn decode_b64(name: &str, v: &Value) -> Result<Vec<u8>, ExecError> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| ExecError::bad_request(format!("files.{name} must be a base64 string")))?;
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    STANDARD
+        .decode(&s)
+        .or_else(|_| URL_SAFE.decode(&s))
+        .map_err(|e| ExecError::bad_request(format!("files.{name} is not valid base64: {e}")))
+}
+
+/// Builds the ISO in memory; returns the bytes.
+pub fn build_iso(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, ExecError> {
+    let builder = isotools::windows_config_iso(files.iter().map(|(k, v)| (k.as_str(), v.clone())))
+        .map_err(|e| iso_error(e.to_string()))?;
+    let image = builder.build().map_err(|e| iso_error(e.to_string()))?;
+    let size = image.size() as usize;
+    if size > MAX_ISO_BYTES {
+        return Err(iso_error(format!(
+            "the ISO would be {size} bytes; the limit is {MAX_ISO_BYTES}"
+        )));
+    }
+    let mut out = Vec::with_capacity(size);
+    image
+        .write_to(&mut out)
+        .map_err(|e| iso_error(e.to_string()))?;
+    Ok(out)
+}
+
+async fn upload_and_wait(
+    c: &Call<'_>,
+    storage: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<Value, ExecError> {
+    let node = c.node()?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let size = bytes.len();
+    let file = UploadFile {
+        filename: name.to_string(),
+        bytes,
+        content: "iso".into(),
+        sha256: sha256.clone(),
+    };
+    let mut out = json!({
+        "isoPath": format!("{storage}:iso/{name}"),
+        "isoName": name,
+        "storage": storage,
+        "size": size,
+        "sha256": sha256,
+    });
+    let timeout = c.millis(&["timeoutMs", "timeout_ms"], 120_000, 5_000, 1_800_000)?;
+    match c.client.upload(&node, storage, &file, c.cancel).await {
+        Ok(upid) => {
+            c.client
+                .wait_task(&upid, timeout, Duration::from_millis(500), c.cancel)
+                .await
+                .map_err(|e| ExecError::new("ISO_UPLOAD_FAILED", e.to_string()))?;
+            out["upid"] = Value::from(upid);
+            out["method"] = Value::from("api");
+            Ok(out)
+        }
+        Err(e) if is_refusal(&e) => {
+            let api_error = e.to_string();
+            let Ok(ssh) = SshSettings::resolve(c.target, c.payload) else {
+                return Err(ExecError::new(
+                    "ISO_UPLOAD_FAILED",
+                    format!("{api_error} (no SSH configured for the SFTP fallback)"),
+                ));
+            };
+            let dir = ssh.iso_dir.clone().unwrap_or_else(|| {
+                if storage == "local" {
+                    "/var/lib/vz/template/iso".to_string()
+                } else {
+                    format!("/mnt/pve/{storage}/template/iso")
+                }
+            });
+            let remote = format!("{}/{name}", dir.trim_end_matches('/'));
+            tracing::warn!(
+                event_name = "agent.iso.sftp_fallback",
+                storage, remote = %remote, error = %api_error,
+                "the API upload was refused; uploading over SFTP"
+            );
+            crate::ssh::sftp_put(&ssh, c.known_hosts, &remote, &file.bytes, timeout, c.cancel)
+                .await
+                .map_err(|se| {
+                    ExecError::new(
+                        "ISO_UPLOAD_FAILED",
+                        format!("{api_error}; SFTP fallback failed: {} {se}", se.code()),
+                    )
+                })?;
+            out["upid"] = Value::Null;
+            out["method"] = Value::from("sftp");
+            out["apiError"] = Value::from(api_error);
+            Ok(out)
+        }
+        Err(e) => Err(ExecError::new("ISO_UPLOAD_FAILED", e.to_string())),
+    }
+}
+
+/// The API said no (permissions, content type, not implemented) rather
+/// than being unreachable: worth trying SFTP.
+fn is_refusal(e: &PveError) -> bool {
+    matches!(e, PveError::Api { status, .. } if (400..500).contains(status) || *status == 501)
+}
+
+/// `proxmox.create-provision-iso {vmid, files{name: base64}, isoName?, isoStorage?}`
+pub(crate) async fn create_provision_iso(c: &Call<'_>) -> Result<Value, ExecError> {
+    let vmid = c.vmid()?;
+    let files = match c.payload.get("files") {
+        Some(Value::Object(m)) if !m.is_empty() => m,
+        _ => {
+            return Err(ExecError::bad_request(
+                "files required for proxmox.create-provision-iso (an object of name -> base64)",
+            ))
+        }
+    };
+    let mut decoded = BTreeMap::new();
+    for (name, v) in files {
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(ExecError::bad_request(format!(
+                "file name {name:?} must be a plain name at the ISO root"
+            )));
+        }
+        decoded.insert(name.clone(), decode_b64(name, v)?);
+    }
+    let storage = storage_id(c)?;
+    let name = iso_name(c, vmid)?;
+    let bytes = tokio::task::spawn_blocking(move || build_iso(&decoded))
+        .await
+        .map_err(|e| iso_error(format!("ISO builder crashed: {e}")))??;
+    let mut out = upload_and_wait(c, &storage, &name, bytes).await?;
+    out["created"] = Value::Bool(true);
+    out["vmid"] = Value::from(vmid);
+    Ok(out)
+}
+
+/// `proxmox.upload-iso {isoName, data (base64), isoStorage?}`: uploads a
+/// ready ISO.
+pub(crate) async fn upload_iso(c: &Call<'_>) -> Result<Value, ExecError> {
+    let name = c
+        .opt_str(&["isoName", "filename"])
+        .ok_or_else(|| ExecError::bad_request("isoName required for proxmox.upload-iso"))?;
+    let name = check_iso_name(name)?;
+    let data = c
+        .payload
+        .get("data")
+        .ok_or_else(|| ExecError::bad_request("data (base64) required for proxmox.upload-iso"))?;
+    let bytes = decode_b64("data", data)?;
+    if bytes.len() > MAX_ISO_BYTES {
+        return Err(ExecError::bad_request(
+            "the ISO is too large for an inline upload",
+        ));
+    }
+    let storage = storage_id(c)?;
+    upload_and_wait(c, &storage, &name, bytes).await
+}
+
+/// `proxmox.attach-cdrom {vmid, isoPath, cdromSlot=ide2}`
+pub(crate) async fn attach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
+    let vmid = c.vmid()?;
+    let iso_path = c.req_str(&["isoPath"])?;
+    if iso_path.contains([',', '=']) {
+        return Err(ExecError::bad_request(
+            "isoPath must be a volume id like local:iso/x.iso",
+        ));
+    }
+    let slot = cdrom_slot(c)?;
+    let params = vec![(slot.clone(), format!("{iso_path},media=cdrom"))];
+    let data = c
+        .send(Method::PUT, &c.vm_path(vmid, "/config")?, &params)
+        .await?;
+    Ok(json!({ "upid": data, "attached": true, "slot": slot, "isoPath": iso_path }))
+}
+
+fn cdrom_slot(c: &Call<'_>) -> Result<String, ExecError> {
+    let slot = c.opt_str(&["cdromSlot"]).unwrap_or_else(|| "ide2".into());
+    let re_ok = ["ide", "sata", "scsi"].iter().any(|p| {
+        slot.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if !re_ok {
+        return Err(ExecError::bad_request(format!(
+            "invalid cdromSlot {slot:?}"
+        )));
+    }
+    Ok(slot)
+}
+
+/// `proxmox.detach-cdrom {vmid, cdromSlot=ide2, deleteIso}`: empties the
+/// drive; with `deleteIso` also deletes the ISO volume through
+/// `DELETE /nodes/{node}/storage/{storage}/content/{volume}` and waits for it.
+pub(crate) async fn detach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
+    let vmid = c.vmid()?;
+    let slot = cdrom_slot(c)?;
+    let delete_iso = c.flag("deleteIso");
+    let mut volume: Option<String> = None;
+    if delete_iso {
+        let cfg = c.get(&c.vm_path(vmid, "/config")?, &[]).await?;
+        if let Some(v) = cfg[&slot].as_str() {
+            let path = v.split(',').next().unwrap_or("").to_string();
+            if path.contains(":iso/") {
+                volume = Some(path);
+            }
+        }
+    }
+    let params = vec![(slot.clone(), "none,media=cdrom".to_string())];
+    let data = c
+        .send(Method::PUT, &c.vm_path(vmid, "/config")?, &params)
+        .await?;
+    let mut out = json!({ "upid": data, "detached": true, "slot": slot });
+    if let Some(vol) = volume {
+        let storage = vol.split(':').next().unwrap_or("local").to_string();
+        let path = format!(
+            "/nodes/{}/storage/{}/content/{}",
+            enc(&c.node()?),
+            enc(&storage),
+            enc(&vol)
+        );
+        let res = async {
+            let upid = c.send(Method::DELETE, &path, &[]).await?;
+            if let Some(u) = upid.as_str() {
+                c.client
+                    .wait_task(
+                        u,
+                        Duration::from_secs(60),
+                        Duration::from_millis(500),
+                        c.cancel,
+                    )
+                    .await?;
+            }
+            Ok::<_, ExecError>(())
+        }
+        .await;
+        match res {
+            Ok(()) => out["deletedIso"] = Value::from(vol),
+            Err(e) => {
+                // best effort: the drive is already detached
+                tracing::warn!(volume = %vol, error = %e, "could not delete the ISO");
+                out["deleteIsoError"] = Value::from(e.to_string());
+            }
+        }
+    }
+    Ok(out)
+}

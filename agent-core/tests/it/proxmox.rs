@@ -1,0 +1,465 @@
+//! The `proxmox.*` executors over real HTTPS against pve-sim, which checks
+//! every request against the PVE 9.1.2 schema.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use pve_sim::TaskOutcome;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn every_action_with_api_token_and_pinned_certificate() {
+    let sim = sim().await;
+    let ctx = ctx(vec![token_target(&sim, "pve1")]);
+
+    let st = exec(&ctx, "proxmox.status", json!({})).await;
+    assert_eq!(st["connected"], true);
+    assert_eq!(st["version"], "9.1.2");
+    assert_eq!(st["tls"], "pinned");
+    assert_eq!(st["insecure"], false);
+    assert_eq!(
+        exec(&ctx, "proxmox.login", json!({"force": true})).await["ok"],
+        true
+    );
+
+    let list = exec(&ctx, "proxmox.list-vms", json!({})).await;
+    assert!(list.as_array().unwrap().iter().any(|v| v["vmid"] == 9000));
+    let cfg = exec(&ctx, "proxmox.get-config", json!({"vmid": 9000})).await;
+    assert_eq!(cfg["template"], 1);
+    assert_eq!(
+        exec(&ctx, "proxmox.vm-status", json!({"vmid": 9000})).await["status"],
+        "stopped"
+    );
+
+    // clone (linked) + wait-task + wait-vm-presence
+    let cl = exec(
+        &ctx,
+        "proxmox.clone",
+        json!({"templateVmId": 9000, "newid": 101, "name": "bot-101", "full": false}),
+    )
+    .await;
+    let upid = cl["upid"].as_str().unwrap().to_string();
+    assert!(upid.contains(":qmclone:9000:"), "{upid}");
+    let t = exec(&ctx, "proxmox.task-status", json!({"upid": upid})).await;
+    assert!(t["status"] == "running" || t["status"] == "stopped");
+    let done = exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": upid, "intervalMs": 250}),
+    )
+    .await;
+    assert_eq!(done["exitstatus"], "OK");
+    assert_eq!(done["warnings"], 0);
+    assert_eq!(
+        exec(
+            &ctx,
+            "proxmox.wait-vm-presence",
+            json!({"vmid": 101, "intervalMs": 250})
+        )
+        .await,
+        json!({"vmid": 101, "exists": true})
+    );
+    // clone without newid takes /cluster/nextid
+    let cl2 = exec(&ctx, "proxmox.clone", json!({"vmid": 9000, "name": "auto"})).await;
+    assert_eq!(cl2["newid"], 100);
+    exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": cl2["upid"], "intervalMs": 250}),
+    )
+    .await;
+
+    // update-config: config{} and top-level keys; our own keys are not forwarded
+    let up = exec(
+        &ctx,
+        "proxmox.update-config",
+        json!({"vmid": 101, "config": {"memory": 2048, "cores": 1}, "cores": 2, "onboot": true, "timeoutMs": 5000, "target": "pve1"}),
+    )
+    .await;
+    assert_eq!(up["updated"], true);
+    let cfg = exec(&ctx, "proxmox.config.get", json!({"vmid": 101})).await;
+    assert_eq!(cfg["memory"], "2048");
+    assert_eq!(cfg["cores"], 2);
+    assert_eq!(cfg["onboot"], 1);
+
+    let rs = exec(
+        &ctx,
+        "proxmox.resize-disk",
+        json!({"vmid": 101, "disk": "scsi0", "size": "+1G"}),
+    )
+    .await;
+    exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": rs["upid"], "intervalMs": 250}),
+    )
+    .await;
+
+    for action in ["start", "suspend", "resume"] {
+        let r = exec(&ctx, &format!("proxmox.{action}"), json!({"vmid": 101})).await;
+        exec(
+            &ctx,
+            "proxmox.wait-task",
+            json!({"upid": r["upid"], "intervalMs": 250}),
+        )
+        .await;
+    }
+    let running = exec(
+        &ctx,
+        "proxmox.wait-vm-status",
+        json!({"vmid": 101, "desiredStatus": "running", "intervalMs": 250}),
+    )
+    .await;
+    assert_eq!(running["status"], "running");
+    exec(&ctx, "proxmox.sendkey", json!({"vmid": 101, "key": "ret"})).await;
+    for action in ["reset", "shutdown", "stop"] {
+        let r = exec(&ctx, &format!("proxmox.{action}"), json!({"vmid": 101})).await;
+        exec(
+            &ctx,
+            "proxmox.wait-task",
+            json!({"upid": r["upid"], "intervalMs": 250}),
+        )
+        .await;
+    }
+    let res = exec(&ctx, "proxmox.cluster-resources", json!({"type": "vm"})).await;
+    assert!(res.as_array().unwrap().iter().any(|r| r["vmid"] == 101));
+
+    let del = exec(
+        &ctx,
+        "proxmox.delete",
+        json!({"vmid": 101, "purge": true, "destroyUnreferencedDisks": true}),
+    )
+    .await;
+    exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": del["upid"], "intervalMs": 250}),
+    )
+    .await;
+    assert_eq!(
+        exec(
+            &ctx,
+            "proxmox.wait-vm-presence",
+            json!({"vmid": 101, "exists": false, "intervalMs": 250})
+        )
+        .await["exists"],
+        false
+    );
+
+    let targets = exec(&ctx, "proxmox.list-targets", json!({})).await;
+    assert_eq!(targets[0]["id"], "pve1");
+    assert_eq!(targets[0]["isActive"], true);
+    assert_eq!(targets[0]["tls"], "pinned");
+    sim.assert_no_violations();
+}
+
+#[tokio::test]
+async fn wait_task_ok_warnings_and_error_with_log_tail() {
+    let sim = sim().await;
+    let ctx = ctx(vec![token_target(&sim, "pve1")]);
+    sim.faults()
+        .force_task_outcome(1, Some("qmclone"), TaskOutcome::Warnings(2));
+    let cl = exec(&ctx, "proxmox.clone", json!({"vmid": 9000, "newid": 110})).await;
+    let done = exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": cl["upid"], "intervalMs": 250}),
+    )
+    .await;
+    assert_eq!(done["exitstatus"], "WARNINGS: 2");
+    assert_eq!(done["warnings"], 2);
+
+    sim.faults().force_task_outcome(
+        1,
+        Some("qmclone"),
+        TaskOutcome::Error("storage full".into()),
+    );
+    let cl = exec(&ctx, "proxmox.clone", json!({"vmid": 9000, "newid": 111})).await;
+    let e = exec_err(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": cl["upid"], "intervalMs": 250}),
+    )
+    .await;
+    assert_eq!(e.code, "PROXMOX_TASK_FAILED");
+    assert!(e.message.contains("storage full"), "{}", e.message);
+    assert!(
+        e.message.contains("TASK ERROR"),
+        "log tail missing: {}",
+        e.message
+    );
+
+    // a timeout is reported as such
+    sim.hold_tasks(true);
+    let cl = exec(&ctx, "proxmox.clone", json!({"vmid": 9000, "newid": 112})).await;
+    let e = exec_err(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": cl["upid"], "timeoutMs": 1000, "intervalMs": 250}),
+    )
+    .await;
+    assert_eq!(e.code, "PROXMOX_TIMEOUT");
+    assert!(e.message.contains("timed out after 1s"), "{}", e.message);
+
+    // cancellation stops a wait at once
+    let c2 = ctx.clone();
+    let upid = cl["upid"].clone();
+    let h = tokio::spawn(async move {
+        agent_core::execute(
+            "proxmox.wait-task",
+            json!({"upid": upid, "intervalMs": 250}),
+            &c2,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    ctx.cancel.cancel();
+    let r = h.await.unwrap();
+    assert_eq!(r.unwrap_err().code, "CANCELLED");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    sim.hold_tasks(false);
+    sim.assert_no_violations();
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_within_budget() {
+    let sim = sim().await;
+    let ctx = ctx(vec![token_target(&sim, "pve1")]);
+    // lock timeouts, 5xx and a dropped connection heal by retrying
+    sim.faults().lock_timeout_next(2, Some("/qemu/9000/config"));
+    assert_eq!(
+        exec(&ctx, "proxmox.get-config", json!({"vmid": 9000})).await["template"],
+        1
+    );
+    sim.faults().fail_next(2, 503, Some("/version"));
+    assert_eq!(
+        exec(&ctx, "proxmox.status", json!({})).await["connected"],
+        true
+    );
+    sim.faults().fail_next(1, 500, Some("/nodes/pve/qemu"));
+    sim.faults().drop_next(1, Some("/nodes/pve/qemu"));
+    exec(&ctx, "proxmox.list-vms", json!({})).await;
+    // a lock timeout on clone dispatch is retried and the clone happens once
+    sim.faults().lock_timeout_next(1, Some("/qemu/9000/clone"));
+    let cl = exec(&ctx, "proxmox.clone", json!({"vmid": 9000, "newid": 120})).await;
+    assert!(cl["upid"].is_string());
+    // the budget ends: 4 attempts, then the error
+    sim.faults().fail_next(10, 503, Some("/version"));
+    let e = exec_err(&ctx, "proxmox.status", json!({})).await;
+    assert_eq!(e.code, "PROXMOX_API_ERROR");
+    assert!(e.message.contains("503"), "{}", e.message);
+    sim.faults().clear();
+    // final PVE answers are not retried
+    let e = exec_err(&ctx, "proxmox.start", json!({"vmid": 9000})).await;
+    assert!(e.message.contains("template"), "{}", e.message);
+    sim.assert_no_violations();
+}
+
+#[tokio::test]
+async fn ticket_login_relogs_once_after_401() {
+    let sim = sim().await;
+    let ctx = ctx(vec![password_target(&sim, "pw", sim.password())]);
+    exec(&ctx, "proxmox.list-vms", json!({})).await;
+    sim.expire_tickets();
+    // GET and a CSRF-protected PUT both work after the re-login
+    exec(&ctx, "proxmox.list-vms", json!({})).await;
+    let cl = exec(&ctx, "proxmox.clone", json!({"vmid": 9000, "newid": 130})).await;
+    exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": cl["upid"], "intervalMs": 250}),
+    )
+    .await;
+    sim.expire_tickets();
+    exec(
+        &ctx,
+        "proxmox.update-config",
+        json!({"vmid": 130, "memory": 1024}),
+    )
+    .await;
+
+    let bad = ctx_with_password(&sim, "wrong-password");
+    let e = exec_err(&bad, "proxmox.list-vms", json!({})).await;
+    assert_eq!(e.code, "PROXMOX_AUTH_FAILED");
+    sim.assert_no_violations();
+}
+
+fn ctx_with_password(sim: &pve_sim::PveSim, pw: &str) -> agent_core::ExecContext {
+    ctx(vec![password_target(sim, "bad", pw)])
+}
+
+#[tokio::test]
+async fn tls_pin_mismatch_system_trust_and_explicit_insecure() {
+    let sim = sim().await;
+    let mut wrong = token_target(&sim, "wrong");
+    wrong.config.tls.fingerprint = Some("00".repeat(32));
+    let mut system = token_target(&sim, "system");
+    system.config.tls.fingerprint = None;
+    let mut insecure = token_target(&sim, "insecure");
+    insecure.config.tls.fingerprint = None;
+    insecure.config.tls.insecure = true;
+    let mut ca = token_target(&sim, "ca");
+    ca.config.tls.fingerprint = None;
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), sim.certificate_pem()).unwrap();
+    ca.config.tls.ca_file = Some(ca_file.path().to_path_buf());
+    let ctx = ctx(vec![wrong, system, insecure, ca]);
+
+    let t0 = Instant::now();
+    let e = exec_err(&ctx, "proxmox.status", json!({"target": "wrong"})).await;
+    assert_eq!(e.code, "PROXMOX_TLS_ERROR", "{e}");
+    assert!(e.message.contains("fingerprint mismatch"), "{}", e.message);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "TLS errors must not be retried"
+    );
+    let e = exec_err(&ctx, "proxmox.status", json!({"target": "system"})).await;
+    assert_eq!(e.code, "PROXMOX_TLS_ERROR", "{e}");
+
+    let st = exec(&ctx, "proxmox.status", json!({"target": "insecure"})).await;
+    assert_eq!(st["insecure"], true);
+    assert_eq!(st["tls"], "insecure");
+    let st = exec(&ctx, "proxmox.status", json!({"target": "ca"})).await;
+    assert_eq!(st["tls"], "ca");
+    let list = exec(&ctx, "proxmox.list-targets", json!({})).await;
+    let ins = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "insecure")
+        .unwrap();
+    assert_eq!(ins["insecure"], true);
+
+    let e = exec_err(&ctx, "proxmox.status", json!({"target": "nope"})).await;
+    assert_eq!(e.code, "PROXMOX_TARGET_UNKNOWN");
+    assert_eq!(e.message, "Unknown Proxmox target: nope");
+    let e = exec_err(&ctx, "proxmox.frobnicate", json!({})).await;
+    assert_eq!(e.code, "UNKNOWN_COMMAND");
+    let e = exec_err(&ctx, "syncthing.sync", json!({})).await;
+    assert_eq!(e.message, "Unknown command type: syncthing.sync");
+    let e = exec_err(&ctx, "proxmox.start", json!({"target": "insecure"})).await;
+    assert_eq!(e.message, "vmid required for proxmox.start");
+    let empty = crate::common::ctx(vec![]);
+    let e = exec_err(&empty, "proxmox.status", json!({})).await;
+    assert_eq!(e.code, "PROXMOX_NOT_CONFIGURED");
+    sim.assert_no_violations();
+}
+
+#[tokio::test]
+async fn provision_iso_is_built_uploaded_attached_and_deleted() {
+    let sim = sim().await;
+    let ctx = ctx(vec![token_target(&sim, "pve1")]);
+    let cl = exec(
+        &ctx,
+        "proxmox.clone",
+        json!({"vmid": 9000, "newid": 101, "full": true}),
+    )
+    .await;
+    exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": cl["upid"], "intervalMs": 250}),
+    )
+    .await;
+
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let xml = "<?xml version=\"1.0\"?><unattend xmlns=\"urn:schemas-microsoft-com:unattend\"/>";
+    let r = exec(
+        &ctx,
+        "proxmox.create-provision-iso",
+        json!({"vmid": 101, "isoName": "provision-101.iso", "files": {
+            "Autounattend.xml": b64(xml),
+            "provision.json": b64("{\"vm_uuid\":\"x\"}"),
+            "START.ps1": b64("Write-Host hi"),
+        }}),
+    )
+    .await;
+    assert_eq!(r["isoPath"], "local:iso/provision-101.iso");
+    assert_eq!(r["created"], true);
+    let iso = sim.data_dir().join("local/iso/provision-101.iso");
+    assert!(iso.is_file(), "{} missing", iso.display());
+    let path = iso.to_str().unwrap();
+
+    // independent oracles: isoinfo lists the Joliet names, xorriso the tree
+    let out = run_tool("isoinfo", &["-l", "-J", "-i", path]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "isoinfo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["Autounattend.xml", "provision.json", "START.ps1"] {
+        assert!(
+            listing.contains(name),
+            "Joliet name {name} missing:\n{listing}"
+        );
+    }
+    let out = run_tool("xorriso", &["-indev", path, "-find", "/", "-exec", "lsdl"]);
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains("Autounattend.xml"), "{tree}");
+    let pvd = run_tool("isoinfo", &["-d", "-i", path]);
+    assert!(String::from_utf8_lossy(&pvd.stdout).contains("Volume id: PROVISION"));
+
+    let at = exec(
+        &ctx,
+        "proxmox.attach-cdrom",
+        json!({"vmid": 101, "isoPath": r["isoPath"]}),
+    )
+    .await;
+    assert_eq!(at["attached"], true);
+    let cfg = exec(&ctx, "proxmox.get-config", json!({"vmid": 101})).await;
+    assert_eq!(cfg["ide2"], "local:iso/provision-101.iso,media=cdrom");
+    let st = exec(&ctx, "proxmox.start", json!({"vmid": 101})).await;
+    exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": st["upid"], "intervalMs": 250}),
+    )
+    .await;
+
+    let de = exec(
+        &ctx,
+        "proxmox.detach-cdrom",
+        json!({"vmid": 101, "deleteIso": true}),
+    )
+    .await;
+    assert_eq!(de["detached"], true);
+    assert_eq!(de["deletedIso"], "local:iso/provision-101.iso");
+    let cfg = exec(&ctx, "proxmox.get-config", json!({"vmid": 101})).await;
+    assert_eq!(cfg["ide2"], "none,media=cdrom");
+    assert!(!iso.exists(), "the ISO must be deleted");
+
+    // bad inputs
+    let e = exec_err(
+        &ctx,
+        "proxmox.create-provision-iso",
+        json!({"vmid": 101, "files": {}}),
+    )
+    .await;
+    assert_eq!(e.code, "BAD_REQUEST");
+    let e = exec_err(
+        &ctx,
+        "proxmox.create-provision-iso",
+        json!({"vmid": 101, "files": {"a/b": "eA=="}}),
+    )
+    .await;
+    assert_eq!(e.code, "BAD_REQUEST");
+    let e = exec_err(
+        &ctx,
+        "proxmox.create-provision-iso",
+        json!({"vmid": 101, "files": {"x": "!!"}}),
+    )
+    .await;
+    assert_eq!(e.code, "BAD_REQUEST");
+    let e = exec_err(
+        &ctx,
+        "proxmox.create-provision-iso",
+        json!({"vmid": 101, "isoName": "../x.iso", "files": {"x": "eA=="}}),
+    )
+    .await;
+    assert_eq!(e.code, "BAD_REQUEST");
+    sim.assert_no_violations();
+}
