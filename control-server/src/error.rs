@@ -281,13 +281,10 @@ impl From<crate::bus::BusError> for ApiError {
                 "This idempotency key belongs to a different command",
             ),
             E::OutputLimit(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "OUTPUT_LIMIT_EXCEEDED", m),
-            E::Forbidden(what) => {
-                if what.contains(' ') {
-                    ApiError::forbidden(what)
-                } else {
-                    ApiError::forbidden(format!("Role '{what}' is required for this action"))
-                }
+            E::RoleRequired(role) => {
+                ApiError::forbidden(format!("Role '{role}' is required for this action"))
             }
+            E::Forbidden(why) => ApiError::forbidden(why),
             E::Store(s) => s.into(),
         }
     }

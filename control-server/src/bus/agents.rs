@@ -91,7 +91,7 @@ impl Bus {
     ) -> Result<Pairing, BusError> {
         let scope = caller
             .require(Role::Operator)
-            .map_err(|_| BusError::Forbidden("operator"))?;
+            .map_err(|_| BusError::RoleRequired("operator"))?;
         let mut f = FieldErrors::default();
         let name = input.name.unwrap_or_default().trim().to_string();
         check_len(&mut f, "name", Some(&name), 200);
@@ -379,7 +379,7 @@ impl Bus {
     ) -> Result<Agent, BusError> {
         let scope = caller
             .require(Role::Admin)
-            .map_err(|_| BusError::Forbidden("admin"))?;
+            .map_err(|_| BusError::RoleRequired("admin"))?;
         if let Some(r) = &reason {
             if r.chars().count() > 500 {
                 return Err(invalid("reason", "must be at most 500 characters"));
@@ -420,7 +420,7 @@ impl Bus {
     pub async fn delete_pending(&self, caller: &Identity, id: &str) -> Result<(), BusError> {
         caller
             .require(Role::Operator)
-            .map_err(|_| BusError::Forbidden("operator"))?;
+            .map_err(|_| BusError::RoleRequired("operator"))?;
         let row = self.visible_agent(caller, id).await?;
         if row.status != "pending"
             || !agents::delete_pending(self.db.writer(), &caller.scope(), id).await?

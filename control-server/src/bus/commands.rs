@@ -158,7 +158,7 @@ impl Bus {
     ) -> Result<Dispatched, BusError> {
         let scope = caller
             .require(Role::Operator)
-            .map_err(|_| BusError::Forbidden("operator"))?;
+            .map_err(|_| BusError::RoleRequired("operator"))?;
         let privileged = caller.has(Role::Admin);
         let mut f = FieldErrors::default();
         f.check(
@@ -567,7 +567,7 @@ impl Bus {
     pub async fn cancel(&self, caller: &Identity, id: &str) -> Result<Command, BusError> {
         caller
             .require(Role::Operator)
-            .map_err(|_| BusError::Forbidden("operator"))?;
+            .map_err(|_| BusError::RoleRequired("operator"))?;
         let scope = caller.scope();
         let row = self
             .visible_command(&Caller::User(caller.clone()), id)

@@ -56,6 +56,10 @@ pub enum BusError {
     IdempotencyKeyReused,
     #[error("output limit exceeded: {0}")]
     OutputLimit(String),
+    /// The caller lacks this role.
+    #[error("role {0} required")]
+    RoleRequired(&'static str),
+    /// Not allowed, for the reason given.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
     #[error(transparent)]
