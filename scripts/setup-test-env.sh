@@ -23,6 +23,7 @@ declare -A NEED=(
   [keyctl]=keyutils            # kernel keyring tests (inside `keyctl session -`)
   [gnome-keyring-daemon]=gnome-keyring   # Secret Service tests
   [dbus-run-session]=dbus-daemon
+  [x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64   # Windows cross-check (C build scripts)
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -12,6 +12,17 @@ cargo fmt --all -- --check
 echo "== cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Windows-only code (cfg(windows)) must at least compile. The target comes
+# from rustup, which may not be reachable: then say so plainly and go on.
+echo "== Windows cross-check: cargo check -p agent-core --target x86_64-pc-windows-gnu"
+if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu \
+   || timeout 180 rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1; then
+  cargo check -p agent-core --locked --target x86_64-pc-windows-gnu
+  echo "Windows cross-check: passed"
+else
+  echo "Windows cross-check NOT RUN: the rustup target x86_64-pc-windows-gnu could not be installed on this machine"
+fi
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
