@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use crate::accounts::{self, CreateUser};
 use crate::auth::secret;
 use crate::db::Db;
+use crate::fsutil::{create_private_dir, write_secret_file};
 use crate::store::{tenants, users, StoreError};
-use crate::tls::write_secret_file;
 
 pub const INITIAL_ADMIN_EMAIL: &str = "admin@localhost";
 pub const DEFAULT_TENANT: &str = "default";
@@ -23,7 +23,7 @@ pub async fn ensure_initial_admin(db: &Db, data_dir: &Path) -> anyhow::Result<Op
         Ok(_) | Err(StoreError::Conflict(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    std::fs::create_dir_all(data_dir)?;
+    create_private_dir(data_dir)?;
     let path = data_dir.join(PASSWORD_FILE);
     let password = secret::generate_password();
     write_secret_file(&path, format!("{password}\n").as_bytes())

@@ -74,7 +74,7 @@ impl Db {
         if backend == Backend::Sqlite {
             if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&parent)
+                    crate::fsutil::create_private_dir(&parent)
                         .map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
                 }
             }

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fsutil;
 pub mod http;
 pub mod server;
 pub mod state;

@@ -68,7 +68,7 @@ pub fn self_signed(data_dir: &Path, extra_sans: &[String]) -> Result<TlsMaterial
         }
         false
     } else {
-        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        crate::fsutil::create_private_dir(&dir).map_err(io("create", &dir))?;
         let mut params = rcgen::CertificateParams::new(sans.clone())
             .map_err(|e| TlsError::Generate(e.to_string()))?;
         let mut dn = rcgen::DistinguishedName::new();
@@ -138,27 +138,7 @@ fn wanted_sans(extra: &[String]) -> Vec<String> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    write_secret_file(path, bytes).map_err(io("write", path))
-}
-
-/// Write a file readable by the owner only (0600 on Unix).
-pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(bytes)?;
-    f.sync_all()
+    crate::fsutil::write_secret_file(path, bytes).map_err(io("write", path))
 }
 
 #[cfg(test)]

@@ -188,6 +188,9 @@ async fn serve_with_self_signed_tls_admin_cli_and_graceful_shutdown() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&pw_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        // The data dir (database, key, password) is created owner-only.
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
     let (st, login) = call(
         &c,
