@@ -205,6 +205,22 @@ impl ServerClient {
         policy: &RetryPolicy,
         cancel: &CancellationToken,
     ) -> Result<ApiResponse, HttpError> {
+        self.call_with_timeout(method, path, body, policy, cancel, None)
+            .await
+    }
+
+    /// [`ServerClient::call`] with a per-request timeout replacing the
+    /// client's default (the long poll needs one a little above its
+    /// `timeout_ms`).
+    pub async fn call_with_timeout<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        policy: &RetryPolicy,
+        cancel: &CancellationToken,
+        timeout: Option<Duration>,
+    ) -> Result<ApiResponse, HttpError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let body = match body {
             Some(b) => Some(
@@ -223,7 +239,10 @@ impl ServerClient {
                 let body = body.clone();
                 let request_id = request_id.clone();
                 let url = url.clone();
-                async move { self.attempt(method, &url, body, &request_id, attempt).await }
+                async move {
+                    self.attempt(method, &url, body, &request_id, attempt, timeout)
+                        .await
+                }
             },
         )
         .await
@@ -236,6 +255,7 @@ impl ServerClient {
         body: Option<Vec<u8>>,
         request_id: &str,
         attempt: u32,
+        timeout: Option<Duration>,
     ) -> Attempt<ApiResponse, HttpError> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -256,6 +276,9 @@ impl ServerClient {
             }
         }
         let mut rb = self.http.request(method.clone(), url).headers(headers);
+        if let Some(t) = timeout {
+            rb = rb.timeout(t);
+        }
         if let Some(b) = body {
             rb = rb.header(CONTENT_TYPE, "application/json").body(b);
         }

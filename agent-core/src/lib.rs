@@ -14,8 +14,8 @@
 //! - [`executor`]: `execute(command_type, payload, ctx)` dispatch;
 //! - [`logging`], [`redact`], [`diagnostics`]: JSON logs without secrets.
 //!
-//! The command-bus runtime loop (register, heartbeat, long-poll, report,
-//! outbox) is not part of this crate yet.
+//! - [`runtime`]: registration and the command-bus loop (heartbeat,
+//!   long poll, lease renewal, durable outbox, revocation, token rotation).
 
 pub mod config;
 pub mod diagnostics;
@@ -27,6 +27,7 @@ pub mod provision;
 pub mod proxmox;
 pub mod redact;
 pub mod retry;
+pub mod runtime;
 pub mod secrets;
 pub mod ssh;
 pub mod tls;

@@ -10,6 +10,7 @@ use agent_core::config::{
 };
 use agent_core::executor::{Target, TargetSecrets, Targets};
 use agent_core::pairing;
+use agent_core::runtime::{self, register};
 use agent_core::secrets::{self, SecretBackend, SecretStore};
 use agent_core::ssh::KnownHosts;
 use clap::{Args, Parser, Subcommand};
@@ -35,7 +36,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Parse, validate and store a pairing bundle, pairing URL or code.
+    /// Register with the server using a pairing bundle, pairing URL or code.
     Pair {
         /// Bundle, `https://…/agent/pair?bundle=…`, `botmox://pair?…`, JSON or code.
         bundle_or_url: String,
@@ -43,7 +44,16 @@ enum Command {
         #[arg(long)]
         server_url: Option<String>,
     },
-    /// Show the configuration, targets and TLS modes.
+    /// Run the agent: heartbeat, long-poll commands, run them, report
+    /// (until SIGTERM/SIGINT, or exit code 3 when revoked, 4 when the token
+    /// is refused).
+    Run {
+        /// Seconds a running command may continue after SIGTERM before it
+        /// is cancelled (reported failed with AGENT_SHUTDOWN).
+        #[arg(long, default_value_t = 20)]
+        shutdown_grace_secs: u64,
+    },
+    /// Show the configuration, targets, TLS modes and the runtime state.
     Status {
         #[arg(long)]
         json: bool,
@@ -182,6 +192,12 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
+    if let Command::Run {
+        shutdown_grace_secs,
+    } = cli.command
+    {
+        return rt.block_on(run_agent(&env, shutdown_grace_secs));
+    }
     let result = rt.block_on(run(cli.command, &env));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -209,12 +225,59 @@ fn read_stdin_secret(what: &str) -> Result<String, String> {
     Ok(s)
 }
 
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run_agent(env: &Env, grace: u64) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    let s2 = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(event_name = "agent.signal", "shutdown requested");
+        s2.cancel();
+    });
+    let mut opts = runtime::RunOptions::new(env.dir.clone(), env.backend);
+    opts.shutdown_grace = std::time::Duration::from_secs(grace);
+    match runtime::run(opts, shutdown).await {
+        Ok(()) => {
+            eprintln!("botmox-agent stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "agent stopped");
+            eprintln!("error: {}", agent_core::redact::redact_text(&e.to_string()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 async fn run(cmd: Command, env: &Env) -> Result<(), String> {
     match cmd {
         Command::Pair {
             bundle_or_url,
             server_url,
-        } => pair(env, &bundle_or_url, server_url.as_deref()),
+        } => pair(env, &bundle_or_url, server_url.as_deref()).await,
+        Command::Run { .. } => Err("run is handled by run_agent".into()),
         Command::Status { json } => status(env, json),
         Command::Targets(t) => targets(env, t).await,
         Command::Diagnostics { output } => diagnostics(env, &output),
@@ -230,35 +293,32 @@ fn save(env: &Env, mut cfg: config::AgentConfig) -> Result<(), String> {
     env.store.save(&cfg).map_err(|e| e.to_string())
 }
 
-fn pair(env: &Env, input: &str, server_url: Option<&str>) -> Result<(), String> {
+async fn pair(env: &Env, input: &str, server_url: Option<&str>) -> Result<(), String> {
     let p = pairing::parse(input)
         .and_then(|p| p.require_server(server_url))
         .map_err(|e| format!("PAIRING_INVALID: {e}"))?;
     let secrets = env.secrets()?;
-    secrets
-        .set(secret_names::PAIRING_CODE, &p.pairing_code)
+    let url = p.server_url.clone().unwrap_or_default();
+    let resp = register::register(&p, &register::budget())
+        .await
         .map_err(|e| e.to_string())?;
-    let mut cfg = load(env)?;
-    cfg.server = Some(config::ServerConfig {
-        url: p.server_url.clone().unwrap_or_default(),
-        cert_sha256: p.server_cert_sha256.clone(),
-        agent_id: None,
-        agent_name: None,
-        paired_at: None,
-        pairing_pending: true,
-        proxmox_hint: p.proxmox.clone(),
-    });
-    save(env, cfg)?;
+    register::store(&p, &resp, secrets.as_ref(), &env.store, env.backend)
+        .map_err(|e| e.to_string())?;
+    // A new registration starts with a clean runtime state.
+    let rdir = runtime::runtime_dir(&env.dir);
+    let _ = std::fs::remove_file(rdir.join(runtime::state::STATUS_FILE));
     tracing::info!(
-        event_name = "agent.pairing.stored",
+        event_name = "agent.registered",
         form = ?p.form,
-        server_url = p.server_url.as_deref().unwrap_or(""),
+        server_url = %url,
+        agent_id = %resp.agent.id,
         pinned = p.server_cert_sha256.is_some(),
-        "pairing target stored"
+        "agent registered"
     );
     println!(
-        "Pairing stored for {} ({}). Registration happens when the agent runs.",
-        p.server_url.unwrap_or_default(),
+        "Registered as agent {} ({}) with {url} ({}). Start it with: botmox-agent run",
+        resp.agent.id,
+        resp.agent.name,
         if p.server_cert_sha256.is_some() {
             "certificate pinned"
         } else {
@@ -309,7 +369,7 @@ fn status_value(env: &Env) -> Result<Value, String> {
         "active_target": cfg.active_target,
         "targets": targets,
         "insecure_targets": insecure,
-        "runtime": "not running (the run command is not part of this build)",
+        "runtime": runtime::state::snapshot(&runtime::runtime_dir(&env.dir)),
     }))
 }
 
@@ -337,6 +397,21 @@ fn status(env: &Env, as_json: bool) -> Result<(), String> {
             }
         ),
         None => println!("server:       not paired"),
+    }
+    let rt = &v["runtime"];
+    println!(
+        "runtime:      {} (last heartbeat {}, outbox {}, current command {})",
+        rt["connection"].as_str().unwrap_or("unknown"),
+        rt["last_heartbeat_at"].as_str().unwrap_or("never"),
+        rt["outbox_size"],
+        rt["current_command"]["id"].as_str().unwrap_or("none"),
+    );
+    if let Some(e) = rt["last_error"].as_object() {
+        println!(
+            "last error:   {}: {}",
+            e["code"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
     }
     print_targets(&v["targets"]);
     Ok(())

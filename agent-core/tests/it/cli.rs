@@ -74,7 +74,8 @@ fn bundle(fp: &str) -> String {
     PairingBundle {
         v: 1,
         pairing_code: "bmxp_cli0123456789abcdef".into(),
-        server_url: "https://botmox.lan:8443".into(),
+        // nothing listens there: `pair` must fail with a clear message
+        server_url: "https://127.0.0.1:1".into(),
         server_cert_sha256: Some(fp.into()),
         proxmox: Some(ProxmoxHint {
             url: Some("https://pve:8006".into()),
@@ -192,19 +193,25 @@ async fn cli_with_file_store_keeps_secrets_out_of_config_logs_and_diagnostics() 
     assert_eq!(t["insecure"], true);
     let l: Value = serde_json::from_str(&list.1).unwrap();
     assert_eq!(l.as_array().unwrap().len(), 2);
-    assert!(pair.0, "pair: {}", pair.2);
+    assert!(!pair.0, "pair to a closed port must fail: {}", pair.1);
+    assert!(pair.2.contains("SERVER_UNREACHABLE"), "{}", pair.2);
+    assert!(pair.2.contains("127.0.0.1:1"), "{}", pair.2);
     assert!(!bad_pair.0);
     assert!(bad_pair.2.contains("--server-url"), "{}", bad_pair.2);
     let s: Value = serde_json::from_str(&status.1).unwrap();
     assert_eq!(s["secret_store"], "file");
     assert_eq!(s["insecure_targets"], serde_json::json!(["pw"]));
-    assert_eq!(s["server"]["tls"], "pinned");
-    assert_eq!(s["server"]["pairing_pending"], true);
+    assert!(
+        s["server"].is_null(),
+        "a failed pairing stores nothing: {s}"
+    );
+    assert_eq!(s["runtime"]["connection"], "never_started", "{s}");
     assert!(diag.0, "{}", diag.2);
     let dg: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("diag.json")).unwrap()).unwrap();
     assert_eq!(dg["targets"][0]["has_api_token_secret"], true);
-    assert_eq!(dg["has_pairing_code"], true);
+    assert_eq!(dg["has_pairing_code"], false);
+    assert_eq!(dg["has_agent_token"], false);
     assert!(
         !dg["logs"].as_array().unwrap().is_empty(),
         "diagnostics carry log lines"

@@ -7,4 +7,5 @@ mod cli;
 mod common;
 mod http;
 mod proxmox;
+mod runtime;
 mod ssh;

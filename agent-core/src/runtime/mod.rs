@@ -1,0 +1,372 @@
+//! The agent runtime loop (`botmox-agent run`), after `docs/protocol.md`:
+//!
+//! 1. recover: an in-progress record left by a crash becomes a `failed`
+//!    `AGENT_RESTARTED` report in the outbox (the command is never run twice,
+//!    see [`journal`]);
+//! 2. first heartbeat (retried forever with capped, jittered backoff), which
+//!    gives the intervals the server dictates; flush the outbox;
+//! 3. a heartbeat task ([`heartbeat`]) and the poll loop: long-poll
+//!    `commands/next`, run each command ([`runner`]) while renewing its
+//!    lease, report through the durable [`outbox`];
+//! 4. `AGENT_REVOKED` (by code) or 401 from any call stops everything
+//!    ([`RuntimeError::Revoked`], [`RuntimeError::Unauthorized`]); SIGTERM/
+//!    SIGINT stop polling, let the running command finish (or cancel it
+//!    after a grace period) and flush the outbox.
+//!
+//! Files live in `<config-dir>/runtime/`: `status.json` ([`state`]),
+//! `inflight.json` ([`journal`]) and `outbox/` ([`outbox`]).
+
+pub mod api;
+pub mod durable;
+pub mod heartbeat;
+pub mod journal;
+pub mod outbox;
+pub mod register;
+pub mod runner;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use botmox_protocol::Intervals;
+use serde_json::json;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{secret_names, ConfigStore};
+use crate::executor::Targets;
+use crate::http::ServerClient;
+use crate::retry::Backoff;
+use crate::secrets::{self, SecretBackend};
+use api::{AgentApi, CallError};
+use journal::Journal;
+use outbox::{Outbox, OutboxEntry};
+use state::{Connection, StateHandle};
+
+/// Exit code of `botmox-agent run` when the agent was revoked.
+pub const EXIT_REVOKED: u8 = 3;
+/// Exit code when the server no longer accepts the token (401).
+pub const EXIT_UNAUTHORIZED: u8 = 4;
+
+pub const RUNTIME_DIR: &str = "runtime";
+
+pub fn runtime_dir(config_dir: &Path) -> PathBuf {
+    config_dir.join(RUNTIME_DIR)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("this agent is not paired ({0}): run `botmox-agent pair BUNDLE_OR_URL` first")]
+    NotPaired(&'static str),
+    #[error("AGENT_REVOKED: an administrator revoked this agent ({0}); it has stopped. Pair it again with a new pairing bundle: botmox-agent pair BUNDLE_OR_URL")]
+    Revoked(String),
+    #[error("UNAUTHORIZED: the server no longer accepts this agent's token ({0}); it has stopped. Pair it again: botmox-agent pair BUNDLE_OR_URL")]
+    Unauthorized(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
+    #[error("agent state: {0}")]
+    State(#[from] durable::DurableError),
+}
+
+impl RuntimeError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RuntimeError::Revoked(_) => EXIT_REVOKED,
+            RuntimeError::Unauthorized(_) => EXIT_UNAUTHORIZED,
+            _ => 1,
+        }
+    }
+}
+
+/// Why the loop is stopping: a shutdown request (the token) or a fatal
+/// answer (recorded here, and the token is cancelled).
+#[derive(Debug)]
+pub struct Stop {
+    pub token: CancellationToken,
+    fatal: Mutex<Option<CallError>>,
+}
+
+impl Stop {
+    pub fn new(token: CancellationToken) -> Self {
+        Stop {
+            token,
+            fatal: Mutex::new(None),
+        }
+    }
+
+    pub fn fail(&self, e: CallError) {
+        let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(e);
+        }
+        self.token.cancel();
+    }
+
+    pub fn fatal(&self) -> Option<CallError> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config_dir: PathBuf,
+    pub backend: SecretBackend,
+    /// A running command may finish for this long after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Loop-level backoff when the server is unreachable (capped at 30 s).
+    pub backoff: Backoff,
+}
+
+impl RunOptions {
+    pub fn new(config_dir: PathBuf, backend: SecretBackend) -> Self {
+        RunOptions {
+            config_dir,
+            backend,
+            shutdown_grace: Duration::from_secs(20),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 0.2),
+        }
+    }
+}
+
+/// Turns a crash's leftover in-progress record into an `AGENT_RESTARTED`
+/// report (see [`journal`]). Returns the affected command id.
+pub fn recover(
+    journal: &Journal,
+    outbox: &Outbox,
+) -> Result<Option<String>, durable::DurableError> {
+    let Some(rec) = journal.load()? else {
+        return Ok(None);
+    };
+    if !outbox.contains(&rec.command_id, rec.attempt) {
+        tracing::warn!(
+            event_name = "agent.command.restarted",
+            command_id = %rec.command_id,
+            attempt = rec.attempt,
+            "the agent stopped while running this command; reporting it failed (AGENT_RESTARTED), not running it again"
+        );
+        outbox.put(&OutboxEntry {
+            command_id: rec.command_id.clone(),
+            command_type: rec.command_type.clone(),
+            report: runner::failed(
+                rec.attempt,
+                "AGENT_RESTARTED",
+                "the agent stopped (crash, kill or reboot) while running this command; it was not run again",
+            ),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })?;
+    }
+    journal.clear()?;
+    Ok(Some(rec.command_id))
+}
+
+async fn sleep_or(stop: &Stop, wake: &Notify, d: Duration) {
+    tokio::select! {
+        _ = stop.token.cancelled() => {}
+        _ = wake.notified() => {}
+        _ = tokio::time::sleep(d) => {}
+    }
+}
+
+/// Runs the agent until `shutdown` fires (Ok) or a fatal answer (Err).
+pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+    let dir = &opts.config_dir;
+    let cfg = ConfigStore::new(dir).load()?;
+    let server = cfg
+        .server
+        .clone()
+        .filter(|s| s.agent_id.is_some())
+        .ok_or(RuntimeError::NotPaired("no registered agent in the config"))?;
+    let secrets = secrets::open_store(opts.backend, dir)?;
+    let token = secrets
+        .get(secret_names::AGENT_TOKEN)?
+        .ok_or(RuntimeError::NotPaired(
+            "no agent token in the secret store",
+        ))?;
+    let mut client = ServerClient::new(
+        &server.url,
+        server.cert_sha256.as_deref(),
+        Duration::from_secs(30),
+    )?;
+    client.set_token(Some(token));
+    let api = Arc::new(AgentApi::new(client));
+    let targets = Arc::new(Targets::load(&cfg, secrets.as_ref(), dir)?);
+    let rdir = runtime_dir(dir);
+    durable::ensure_dir(&rdir)?;
+    let state = StateHandle::new(&rdir, server.agent_id.clone());
+    let outbox = Outbox::new(&rdir);
+    let journal = Journal::new(&rdir);
+    recover(&journal, &outbox)?;
+    tracing::info!(
+        event_name = "agent.runtime.started",
+        server = %server.url,
+        agent_id = server.agent_id.as_deref().unwrap_or(""),
+        pinned = server.cert_sha256.is_some(),
+        outbox = outbox.len(),
+        "agent runtime started"
+    );
+
+    let stop = Arc::new(Stop::new(shutdown.child_token()));
+    let (iv_tx, iv_rx) = watch::channel(Intervals {
+        heartbeat_interval_s: 30,
+        poll_timeout_s: 50,
+        lease_s: 120,
+    });
+    let server_back = Arc::new(Notify::new());
+    let meta_state = state.clone();
+    let meta_outbox = outbox.clone();
+    let target_ids: Vec<String> = targets.list().iter().map(|t| t.config.id.clone()).collect();
+    let hb = heartbeat::Heartbeater {
+        api: api.clone(),
+        state: state.clone(),
+        secrets: secrets.clone(),
+        intervals: iv_tx,
+        server_back: server_back.clone(),
+        metadata: Box::new(move || {
+            let s = meta_state.get();
+            json!({
+                "targets": target_ids,
+                "running_command": s.current_command.map(|c| c.id),
+                "outbox": meta_outbox.len(),
+                "platform": register::platform(),
+            })
+        }),
+        backoff: opts.backoff,
+    };
+
+    // First heartbeat: retried forever (capped backoff) until it works.
+    let mut failures = 0u32;
+    loop {
+        match hb.beat(&stop.token).await {
+            Ok(_) => break,
+            Err(CallError::Cancelled) => break,
+            Err(e) if e.is_fatal() => {
+                stop.fail(e);
+                break;
+            }
+            Err(e) => {
+                failures += 1;
+                let d = opts.backoff.delay(failures);
+                state.set_connection(Connection::Unreachable);
+                state.error(&e.code(), &e.to_string());
+                tracing::warn!(
+                    event_name = "agent.heartbeat.retry",
+                    error = %e,
+                    failures,
+                    retry_in_ms = d.as_millis() as u64,
+                    "server unreachable; backing off and retrying"
+                );
+                sleep_or(&stop, &server_back, d).await;
+            }
+        }
+    }
+
+    let hb_task = (!stop.token.is_cancelled()).then(|| tokio::spawn(hb.run(stop.clone())));
+    let runner = runner::Runner {
+        api: api.clone(),
+        targets,
+        outbox: outbox.clone(),
+        journal,
+        state: state.clone(),
+        shutdown_grace: opts.shutdown_grace,
+    };
+    let report_budget = crate::http::budgets::report();
+    let mut failures = 0u32;
+    while !stop.token.is_cancelled() {
+        if !outbox.is_empty() {
+            match outbox.flush(&api, &report_budget, &stop.token).await {
+                Ok(_) => {}
+                Err(CallError::Cancelled) => break,
+                Err(e) if e.is_fatal() => {
+                    stop.fail(e);
+                    break;
+                }
+                Err(e) => {
+                    failures += 1;
+                    let d = opts.backoff.delay(failures);
+                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "outbox flush failed; retrying");
+                    state.error(&e.code(), &e.to_string());
+                    sleep_or(&stop, &server_back, d).await;
+                    continue;
+                }
+            }
+        }
+        let iv = *iv_rx.borrow();
+        match api
+            .next_command(Duration::from_secs(iv.poll_timeout_s), &stop.token)
+            .await
+        {
+            Ok(Some(cmd)) => {
+                failures = 0;
+                if let Err(e) = runner.run(cmd, iv.lease_s, &stop).await {
+                    stop.fail(e);
+                }
+            }
+            Ok(None) => failures = 0,
+            Err(CallError::Cancelled) => break,
+            Err(e) if e.is_fatal() => stop.fail(e),
+            Err(e) => {
+                failures += 1;
+                let d = opts.backoff.delay(failures);
+                state.error(&e.code(), &e.to_string());
+                tracing::warn!(
+                    event_name = "agent.poll.retry",
+                    error = %e,
+                    failures,
+                    retry_in_ms = d.as_millis() as u64,
+                    "polling for commands failed; backing off and retrying"
+                );
+                sleep_or(&stop, &server_back, d).await;
+            }
+        }
+    }
+    if let Some(t) = hb_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+
+    match stop.fatal() {
+        Some(CallError::Revoked(m)) => {
+            state.update(|s| s.connection = Connection::Revoked);
+            state.error("AGENT_REVOKED", &m);
+            tracing::error!(
+                event_name = "agent.revoked",
+                "the agent was revoked; stopping"
+            );
+            Err(RuntimeError::Revoked(m))
+        }
+        Some(e) => {
+            let m = e.to_string();
+            state.update(|s| s.connection = Connection::Unauthorized);
+            state.error(&e.code(), &m);
+            tracing::error!(event_name = "agent.unauthorized", error = %m, "token refused; stopping");
+            Err(RuntimeError::Unauthorized(m))
+        }
+        None => {
+            // Graceful stop: one short attempt to deliver what is pending.
+            if !outbox.is_empty() {
+                let r = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    outbox.flush(
+                        &api,
+                        &api::budgets::final_flush(),
+                        &CancellationToken::new(),
+                    ),
+                )
+                .await;
+                if !matches!(r, Ok(Ok(_))) {
+                    tracing::warn!(
+                        pending = outbox.len(),
+                        "outbox not empty at shutdown; it is sent at the next start"
+                    );
+                }
+            }
+            state.update(|s| s.connection = Connection::Stopped);
+            tracing::info!(event_name = "agent.runtime.stopped", "agent stopped");
+            Ok(())
+        }
+    }
+}
