@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::executor::ExecError;
-use crate::proxmox::actions::Call;
-use crate::proxmox::{enc, PveError, UploadFile};
+use crate::proxmox::actions::{result, Call};
+use crate::proxmox::{enc, tasks, vm_config, PveError, UploadFile};
 use crate::ssh::SshSettings;
 
 /// Largest accepted ISO (the payload travels base64 through the server).
@@ -114,10 +113,14 @@ async fn upload_and_wait(
         "sha256": sha256,
     });
     let timeout = c.millis(&["timeoutMs", "timeout_ms"], 120_000, 5_000, 1_800_000)?;
-    match c.client.upload(&node, storage, &file, c.cancel).await {
+    match c
+        .api
+        .transport()
+        .upload(&node, storage, &file, c.cancel())
+        .await
+    {
         Ok(upid) => {
-            c.client
-                .wait_task(&upid, timeout, Duration::from_millis(500), c.cancel)
+            tasks::wait_task(&c.api, &upid, timeout, Duration::from_millis(500))
                 .await
                 .map_err(|e| ExecError::new("ISO_UPLOAD_FAILED", e.to_string()))?;
             out["upid"] = Value::from(upid);
@@ -145,14 +148,21 @@ async fn upload_and_wait(
                 storage, remote = %remote, error = %api_error,
                 "the API upload was refused; uploading over SFTP"
             );
-            crate::ssh::sftp_put(&ssh, c.known_hosts, &remote, &file.bytes, timeout, c.cancel)
-                .await
-                .map_err(|se| {
-                    ExecError::new(
-                        "ISO_UPLOAD_FAILED",
-                        format!("{api_error}; SFTP fallback failed: {} {se}", se.code()),
-                    )
-                })?;
+            crate::ssh::sftp_put(
+                &ssh,
+                c.known_hosts,
+                &remote,
+                &file.bytes,
+                timeout,
+                c.cancel(),
+            )
+            .await
+            .map_err(|se| {
+                ExecError::new(
+                    "ISO_UPLOAD_FAILED",
+                    format!("{api_error}; SFTP fallback failed: {} {se}", se.code()),
+                )
+            })?;
             out["upid"] = Value::Null;
             out["method"] = Value::from("sftp");
             out["apiError"] = Value::from(api_error);
@@ -230,11 +240,13 @@ pub(crate) async fn attach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
         ));
     }
     let slot = cdrom_slot(c)?;
-    let params = vec![(slot.clone(), format!("{iso_path},media=cdrom"))];
-    let data = c
-        .send(Method::PUT, &c.vm_path(vmid, "/config")?, &params)
+    let drive = Map::from_iter([(slot.clone(), Value::from(format!("{iso_path},media=cdrom")))]);
+    c.vm(vmid)?
+        .config()
+        .put(vm_config::put_params(&drive)?)
         .await?;
-    Ok(json!({ "upid": data, "attached": true, "slot": slot, "isoPath": iso_path }))
+    // PUT …/config is synchronous (PVE answers null).
+    Ok(json!({ "upid": Value::Null, "attached": true, "slot": slot, "isoPath": iso_path }))
 }
 
 fn cdrom_slot(c: &Call<'_>) -> Result<String, ExecError> {
@@ -258,9 +270,10 @@ pub(crate) async fn detach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
     let vmid = c.vmid()?;
     let slot = cdrom_slot(c)?;
     let delete_iso = c.flag("deleteIso");
+    let vm = c.vm(vmid)?;
     let mut volume: Option<String> = None;
     if delete_iso {
-        let cfg = c.get(&c.vm_path(vmid, "/config")?, &[]).await?;
+        let cfg = result(&vm.config().get(Default::default()).await?)?;
         if let Some(v) = cfg[&slot].as_str() {
             let path = v.split(',').next().unwrap_or("").to_string();
             if path.contains(":iso/") {
@@ -268,30 +281,28 @@ pub(crate) async fn detach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
             }
         }
     }
-    let params = vec![(slot.clone(), "none,media=cdrom".to_string())];
-    let data = c
-        .send(Method::PUT, &c.vm_path(vmid, "/config")?, &params)
-        .await?;
-    let mut out = json!({ "upid": data, "detached": true, "slot": slot });
+    let empty = Map::from_iter([(slot.clone(), Value::from("none,media=cdrom"))]);
+    vm.config().put(vm_config::put_params(&empty)?).await?;
+    let mut out = json!({ "upid": Value::Null, "detached": true, "slot": slot });
     if let Some(vol) = volume {
         let storage = vol.split(':').next().unwrap_or("local").to_string();
-        let path = format!(
-            "/nodes/{}/storage/{}/content/{}",
-            enc(&c.node()?),
-            enc(&storage),
-            enc(&vol)
-        );
         let res = async {
-            let upid = c.send(Method::DELETE, &path, &[]).await?;
-            if let Some(u) = upid.as_str() {
-                c.client
-                    .wait_task(
-                        u,
-                        Duration::from_secs(60),
-                        Duration::from_millis(500),
-                        c.cancel,
-                    )
-                    .await?;
+            let upid = c
+                .node_api()?
+                .storage()
+                .storage(&enc(&storage))
+                .content()
+                .volume(&enc(&vol))
+                .delete(Default::default())
+                .await?;
+            if let Some(u) = upid {
+                tasks::wait_task(
+                    &c.api,
+                    &u,
+                    Duration::from_secs(60),
+                    Duration::from_millis(500),
+                )
+                .await?;
             }
             Ok::<_, ExecError>(())
         }

@@ -1,14 +1,25 @@
 //! The `proxmox.<action>` executors (inventory §4.6), with the fixes of §8:
-//! `wait-task` checks `exitstatus`, `update-config` forwards only config
-//! keys, the provisioning ISO is built in-process and uploaded by the API.
+//! `wait-task` checks `exitstatus`, `update-config` sends only PVE 9.1 config
+//! keys (typed), the provisioning ISO is built in-process and uploaded by the
+//! API. Every PVE call goes through the generated `proxmox-api` sub-clients
+//! over [`PveApi`]; only the ticket login and the multipart upload are our own
+//! requests (see docs/agent.md).
 
+use std::fmt::{Debug, Display};
+use std::future::Future;
 use std::time::Duration;
 
-use reqwest::Method;
+use proxmox_api::cluster::resources;
+use proxmox_api::nodes::node::qemu::vmid::DeleteParams;
+use proxmox_api::nodes::node::qemu::vmid::{clone as vm_clone, resize, sendkey, VmidClient};
+use proxmox_api::nodes::node::NodeClient;
+use proxmox_api::types::bounded_integer::BoundedInteger;
+use proxmox_api::types::VmId;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{enc, param_value, PveClient, PveError};
+use super::{pve_json, tasks, vm_config, PveApi, PveError};
 use crate::executor::{ExecContext, ExecError, Target};
 use crate::retry::RetryPolicy;
 
@@ -17,8 +28,8 @@ pub(crate) struct Call<'a> {
     pub action: &'a str,
     pub payload: &'a Value,
     pub target: &'a Target,
-    pub client: std::sync::Arc<PveClient>,
-    pub cancel: &'a CancellationToken,
+    /// The target's API, cancelled with the command.
+    pub api: PveApi,
     pub known_hosts: &'a crate::ssh::KnownHosts,
 }
 
@@ -114,32 +125,46 @@ impl Call<'_> {
         Ok(Duration::from_millis(v))
     }
 
-    pub fn vm_path(&self, vmid: u64, rest: &str) -> Result<String, ExecError> {
-        Ok(format!("/nodes/{}/qemu/{vmid}{rest}", enc(&self.node()?)))
+    pub fn cancel(&self) -> &CancellationToken {
+        self.api.cancel()
     }
 
-    pub async fn get(&self, path: &str, params: &[(String, String)]) -> Result<Value, ExecError> {
-        Ok(self
-            .client
-            .request(Method::GET, path, params, self.cancel)
-            .await?)
+    /// `/nodes/{node}` of this call.
+    pub fn node_api(&self) -> Result<NodeClient<PveApi>, ExecError> {
+        Ok(self.api.node(&self.node()?))
     }
 
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        params: &[(String, String)],
-    ) -> Result<Value, ExecError> {
-        Ok(self
-            .client
-            .request(method, path, params, self.cancel)
-            .await?)
+    /// `/nodes/{node}/qemu/{vmid}` of this call.
+    pub fn vm(&self, vmid: u64) -> Result<VmidClient<PveApi>, ExecError> {
+        vm_client(&self.api, &self.node()?, vmid)
     }
 }
 
-fn p(k: &str, v: impl ToString) -> (String, String) {
-    (k.to_string(), v.to_string())
+fn vm_client(api: &PveApi, node: &str, vmid: u64) -> Result<VmidClient<PveApi>, ExecError> {
+    let id = typed("vmid", vmid, VmId::try_from(i128::from(vmid)))?;
+    Ok(api.node(node).qemu().vmid(id))
+}
+
+/// A payload value converted to one of the crate's typed parameter values;
+/// a value the type refuses is a `BAD_REQUEST` naming the key.
+fn typed<T, E: Display>(
+    key: &str,
+    value: impl Debug,
+    converted: Result<T, E>,
+) -> Result<T, ExecError> {
+    converted.map_err(|e| ExecError::bad_request(format!("{key} {value:?} is invalid: {e}")))
+}
+
+/// A typed PVE output as the action's JSON result.
+pub(crate) fn result<T: Serialize>(output: &T) -> Result<Value, ExecError> {
+    Ok(pve_json(output)?)
+}
+
+/// `{upid}` of a dispatched task.
+async fn upid(
+    dispatch: impl Future<Output = Result<String, PveError>>,
+) -> Result<Value, ExecError> {
+    Ok(json!({ "upid": dispatch.await? }))
 }
 
 /// Keys of an `update-config` payload that are ours, never PVE config keys.
@@ -159,75 +184,76 @@ const NON_CONFIG_KEYS: &[&str] = &[
 
 pub async fn execute(action: &str, payload: &Value, ctx: &ExecContext) -> Result<Value, ExecError> {
     let target = ctx.targets.resolve(payload)?;
-    let client = ctx.targets.client(target)?;
     let c = Call {
         action,
         payload,
         target,
-        client,
-        cancel: &ctx.cancel,
+        api: PveApi::new(ctx.targets.client(target)?, ctx.cancel.clone()),
         known_hosts: ctx.targets.known_hosts(),
     };
     match action {
-        "start" | "stop" | "shutdown" | "reset" | "suspend" | "resume" | "reboot" => {
-            let vmid = c.vmid()?;
-            let upid = c
-                .send(
-                    Method::POST,
-                    &c.vm_path(vmid, &format!("/status/{action}"))?,
-                    &[],
-                )
-                .await?;
-            Ok(json!({ "upid": upid }))
+        "start" => upid(c.vm(c.vmid()?)?.status().start().post(Default::default())).await,
+        "stop" => upid(c.vm(c.vmid()?)?.status().stop().post(Default::default())).await,
+        "shutdown" => {
+            upid(
+                c.vm(c.vmid()?)?
+                    .status()
+                    .shutdown()
+                    .post(Default::default()),
+            )
+            .await
         }
+        "reset" => upid(c.vm(c.vmid()?)?.status().reset().post(Default::default())).await,
+        "suspend" => upid(c.vm(c.vmid()?)?.status().suspend().post(Default::default())).await,
+        "resume" => upid(c.vm(c.vmid()?)?.status().resume().post(Default::default())).await,
+        "reboot" => upid(c.vm(c.vmid()?)?.status().reboot().post(Default::default())).await,
         "clone" => clone(&c).await,
         "delete" => {
-            let vmid = c.vmid()?;
-            let mut params = Vec::new();
-            if c.flag("purge") {
-                params.push(p("purge", 1));
-            }
-            if c.flag("destroyUnreferencedDisks") || c.flag("destroy-unreferenced-disks") {
-                params.push(p("destroy-unreferenced-disks", 1));
-            }
-            let upid = c
-                .send(Method::DELETE, &c.vm_path(vmid, "")?, &params)
-                .await?;
-            Ok(json!({ "upid": upid }))
+            let vm = c.vm(c.vmid()?)?;
+            let params = DeleteParams {
+                purge: c.flag("purge").then_some(true),
+                destroy_unreferenced_disks: (c.flag("destroyUnreferencedDisks")
+                    || c.flag("destroy-unreferenced-disks"))
+                .then_some(true),
+                ..Default::default()
+            };
+            upid(vm.delete(params)).await
         }
-        "list" | "list-vms" => {
-            c.get(&format!("/nodes/{}/qemu", enc(&c.node()?)), &[])
-                .await
+        "list" | "list-vms" => result(&c.node_api()?.qemu().get(Default::default()).await?),
+        "vm-status" => result(&c.vm(c.vmid()?)?.status().current().get().await?),
+        "get-config" | "config.get" => {
+            result(&c.vm(c.vmid()?)?.config().get(Default::default()).await?)
         }
-        "vm-status" => c.get(&c.vm_path(c.vmid()?, "/status/current")?, &[]).await,
-        "get-config" | "config.get" => c.get(&c.vm_path(c.vmid()?, "/config")?, &[]).await,
         "update-config" | "config.update" => update_config(&c).await,
         "resize-disk" => {
-            let vmid = c.vmid()?;
-            let params = vec![
-                p("disk", c.req_str(&["disk"])?),
-                p("size", c.req_str(&["size"])?),
-            ];
-            let upid = c
-                .send(Method::PUT, &c.vm_path(vmid, "/resize")?, &params)
-                .await?;
-            Ok(json!({ "upid": upid }))
+            let vm = c.vm(c.vmid()?)?;
+            let disk = c.req_str(&["disk"])?;
+            let size = c.req_str(&["size"])?;
+            let params = resize::PutParams::new(
+                typed("disk", &disk, resize::Disk::try_from(disk.as_str()))?,
+                typed("size", &size, resize::SizeStr::try_from(size.clone()))?,
+            );
+            upid(vm.resize().put(params)).await
         }
         "sendkey" => {
-            let vmid = c.vmid()?;
-            let params = vec![p("key", c.req_str(&["key"])?)];
-            c.send(Method::PUT, &c.vm_path(vmid, "/sendkey")?, &params)
-                .await
+            let vm = c.vm(c.vmid()?)?;
+            let params = sendkey::PutParams::new(c.req_str(&["key"])?);
+            vm.sendkey().put(params).await?;
+            Ok(Value::Null)
         }
         "cluster-resources" => {
-            let mut params = Vec::new();
-            if let Some(t) = c.opt_str(&["type", "resourceType"]) {
-                params.push(p("type", t));
-            }
-            c.get("/cluster/resources", &params).await
+            let ty = c
+                .opt_str(&["type", "resourceType"])
+                .map(|t| typed("type", &t, resources::Type::try_from(t.as_str())))
+                .transpose()?;
+            let params = resources::GetParams {
+                ty,
+                ..Default::default()
+            };
+            result(&c.api.cluster().resources().get(params).await?)
         }
         "status" => {
-            let mut v = c.get("/version", &[]).await?;
+            let mut v = result(&c.api.version().get().await?)?;
             if let Value::Object(m) = &mut v {
                 m.insert("connected".into(), Value::Bool(true));
                 m.insert("tls".into(), Value::from(c.target.config.tls_mode()));
@@ -237,21 +263,19 @@ pub async fn execute(action: &str, payload: &Value, ctx: &ExecContext) -> Result
             Ok(v)
         }
         "login" => {
-            c.client.login(c.flag("force"), c.cancel).await?;
-            c.get("/version", &[]).await?;
+            c.api.transport().login(c.flag("force"), c.cancel()).await?;
+            c.api.version().get().await?;
             Ok(json!({ "ok": true }))
         }
         "task-status" => {
             let upid = c.req_str(&["upid", "task", "taskId"])?;
-            Ok(c.client.task_status(&upid, c.cancel).await?)
+            result(&tasks::task_status(&c.api, &upid).await?)
         }
         "wait-task" => {
             let upid = c.req_str(&["upid", "task", "taskId"])?;
             let timeout = c.millis(&["timeoutMs", "timeout_ms"], 300_000, 1_000, 1_800_000)?;
             let interval = c.millis(&["intervalMs", "interval_ms"], 1_000, 250, 15_000)?;
-            Ok(c.client
-                .wait_task(&upid, timeout, interval, c.cancel)
-                .await?)
+            Ok(tasks::wait_task(&c.api, &upid, timeout, interval).await?)
         }
         "wait-vm-status" => wait_vm_status(&c).await,
         "wait-vm-presence" => wait_vm_presence(&c).await,
@@ -274,71 +298,55 @@ async fn clone(c: &Call<'_>) -> Result<Value, ExecError> {
     let newid = match c.opt_u64(&["newid", "newId"])? {
         Some(n) => n,
         None => {
-            let v = c.get("/cluster/nextid", &[]).await?;
-            param_value(&v)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| {
-                    ExecError::new("PROXMOX_BAD_RESPONSE", format!("nextid answered {v}"))
-                })?
+            let next = c.api.cluster().nextid().get(Default::default()).await?;
+            u64::try_from(next).map_err(|_| {
+                ExecError::new("PROXMOX_BAD_RESPONSE", format!("nextid answered {next}"))
+            })?
         }
     };
-    let mut params = vec![p("newid", newid)];
-    for (key, names) in [
-        ("name", &["name"][..]),
-        ("storage", &["storage"][..]),
-        ("format", &["format"][..]),
-        ("description", &["description"][..]),
-        ("pool", &["pool"][..]),
-        ("snapname", &["snapname"][..]),
-    ] {
-        if let Some(v) = c.opt_str(names) {
-            params.push(p(key, v));
-        }
-    }
+    let mut params = vm_clone::PostParams::new(typed(
+        "newid",
+        newid,
+        vm_clone::NewidInt::try_from(i128::from(newid)),
+    )?);
+    params.name = c.opt_str(&["name"]);
+    params.storage = c.opt_str(&["storage"]);
+    params.format = c
+        .opt_str(&["format"])
+        .map(|f| typed("format", &f, vm_clone::Format::try_from(f.as_str())))
+        .transpose()?;
+    params.description = c.opt_str(&["description"]);
+    params.pool = c.opt_str(&["pool"]);
+    params.snapname = c
+        .opt_str(&["snapname"])
+        .map(|s| typed("snapname", &s, vm_clone::SnapnameStr::try_from(s.clone())))
+        .transpose()?;
     if c.payload.get("full").is_some() {
-        params.push(p("full", if c.flag("full") { 1 } else { 0 }));
+        params.full = Some(c.flag("full"));
     }
-    let path = c.vm_path(template, "/clone")?;
-    let conn_retry = c.client.connection().retry;
-    // Dispatch is retried for transient failures only (never after a wait).
-    let single = RetryPolicy::none();
+    let budget = *c.api.retry();
+    // Dispatch is retried here, for transient failures only (never after a
+    // wait), so a retried dispatch can tell "already exists" apart.
+    let single = c.api.with_retry(RetryPolicy::none());
+    // `VmidClient::clone()` is the `/clone` sub-client, not `Clone::clone`.
+    let dispatch = vm_client(&single, &c.node()?, template)?.clone();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        match c
-            .client
-            .request_with(Method::POST, &path, &params, &single, c.cancel)
-            .await
-        {
+        match dispatch.post(params.clone()).await {
             Ok(upid) => return Ok(json!({ "upid": upid, "newid": newid })),
             Err(e) if e.is_already_exists() && attempt > 1 => {
                 return Ok(json!({ "upid": Value::Null, "newid": newid, "alreadyExists": true }))
             }
-            Err(e) if attempt < conn_retry.max_attempts && is_transient(&e) => {
-                let delay = conn_retry.backoff.delay(attempt);
+            Err(e) if attempt < budget.max_attempts && e.is_transient() => {
+                let delay = budget.backoff.delay(attempt);
                 tokio::select! {
-                    _ = c.cancel.cancelled() => return Err(ExecError::cancelled()),
+                    _ = c.cancel().cancelled() => return Err(ExecError::cancelled()),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
             Err(e) => return Err(e.into()),
         }
-    }
-}
-
-fn is_transient(e: &PveError) -> bool {
-    match e {
-        PveError::Unreachable(_) | PveError::Timeout(_) => true,
-        PveError::Api {
-            status, message, ..
-        } => {
-            matches!(status, 502..=504)
-                || (*status >= 500
-                    && (super::is_lock_timeout(message)
-                        || message.starts_with("Internal Server Error")
-                        || message.starts_with("HTTP ")))
-        }
-        _ => false,
     }
 }
 
@@ -361,29 +369,10 @@ async fn update_config(c: &Call<'_>) -> Result<Value, ExecError> {
             "config required for proxmox.update-config (an object of PVE config keys)",
         ));
     }
-    let mut params = Vec::new();
-    for (k, v) in &merged {
-        match v {
-            Value::Array(items) if k == "delete" => {
-                let list: Vec<String> = items.iter().filter_map(param_value).collect();
-                params.push(p(k, list.join(",")));
-            }
-            Value::Object(_) | Value::Array(_) => {
-                return Err(ExecError::bad_request(format!(
-                    "config key {k} must be a string, number or boolean"
-                )))
-            }
-            other => {
-                if let Some(s) = param_value(other) {
-                    params.push(p(k, s));
-                }
-            }
-        }
-    }
-    let data = c
-        .send(Method::PUT, &c.vm_path(vmid, "/config")?, &params)
-        .await?;
-    Ok(json!({ "updated": true, "upid": data }))
+    let params = vm_config::put_params(&merged)?;
+    c.vm(vmid)?.config().put(params).await?;
+    // PUT …/config is synchronous (PVE answers null): no task to wait for.
+    Ok(json!({ "updated": true, "upid": Value::Null }))
 }
 
 async fn wait_vm_status(c: &Call<'_>) -> Result<Value, ExecError> {
@@ -393,10 +382,10 @@ async fn wait_vm_status(c: &Call<'_>) -> Result<Value, ExecError> {
         .unwrap_or_else(|| "running".into());
     let timeout = c.millis(&["timeoutMs", "timeout_ms"], 120_000, 1_000, 1_800_000)?;
     let interval = c.millis(&["intervalMs", "interval_ms"], 1_000, 250, 15_000)?;
-    let path = c.vm_path(vmid, "/status/current")?;
+    let current = c.vm(vmid)?.status().current();
     let start = std::time::Instant::now();
     loop {
-        let st = c.get(&path, &[]).await?;
+        let st = result(&current.get().await?)?;
         if st["status"].as_str() == Some(desired.as_str()) {
             return Ok(st);
         }
@@ -410,7 +399,7 @@ async fn wait_vm_status(c: &Call<'_>) -> Result<Value, ExecError> {
             ));
         }
         tokio::select! {
-            _ = c.cancel.cancelled() => return Err(ExecError::cancelled()),
+            _ = c.cancel().cancelled() => return Err(ExecError::cancelled()),
             _ = tokio::time::sleep(interval) => {}
         }
     }
@@ -424,13 +413,11 @@ async fn wait_vm_presence(c: &Call<'_>) -> Result<Value, ExecError> {
     };
     let timeout = c.millis(&["timeoutMs", "timeout_ms"], 45_000, 1_000, 600_000)?;
     let interval = c.millis(&["intervalMs", "interval_ms"], 1_000, 250, 15_000)?;
-    let path = format!("/nodes/{}/qemu", enc(&c.node()?));
+    let qemu = c.node_api()?.qemu();
     let start = std::time::Instant::now();
     loop {
-        let list = c.get(&path, &[]).await?;
-        let present = list
-            .as_array()
-            .is_some_and(|a| a.iter().any(|vm| vm["vmid"].as_u64() == Some(vmid)));
+        let list = qemu.get(Default::default()).await?;
+        let present = list.iter().any(|vm| vm.vmid.get() == i128::from(vmid));
         if present == exists {
             return Ok(json!({ "vmid": vmid, "exists": exists }));
         }
@@ -445,7 +432,7 @@ async fn wait_vm_presence(c: &Call<'_>) -> Result<Value, ExecError> {
             ));
         }
         tokio::select! {
-            _ = c.cancel.cancelled() => return Err(ExecError::cancelled()),
+            _ = c.cancel().cancelled() => return Err(ExecError::cancelled()),
             _ = tokio::time::sleep(interval) => {}
         }
     }

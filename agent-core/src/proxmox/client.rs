@@ -1,20 +1,22 @@
-//! A small typed Proxmox VE API client over our reqwest client (see
-//! docs/agent.md for why not the `proxmox-api` crate): API-token or ticket
-//! auth (CSRF token, one re-login on 401), TLS by CA / pinned fingerprint /
-//! explicit insecure flag, lock-aware retries, multipart upload and task
-//! waiting with `WARNINGS: n` counted as success.
+//! The PVE transport over our reqwest client: API-token or ticket auth (CSRF
+//! token, one re-login on 401), TLS by CA / pinned fingerprint / explicit
+//! insecure flag, lock-aware retries, and the multipart ISO upload. Typed
+//! calls go through `proxmox-api`'s generated sub-clients driven by
+//! [`super::PveApi`], which hands them to [`PveClient::call`].
 
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderValue, AUTHORIZATION, COOKIE};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::transport_error;
 use crate::http::HttpError;
-use crate::retry::{self, Attempt, Backoff, RetryPolicy};
+use crate::retry::{self, Attempt, RetryPolicy};
 use crate::tls::{self, TlsTrust};
 
 /// How to authenticate against one PVE.
@@ -92,6 +94,9 @@ pub enum PveError {
     TimedOut(String),
     #[error("unexpected Proxmox response: {0}")]
     BadResponse(String),
+    /// Request parameters that cannot be sent as PVE form parameters.
+    #[error("invalid Proxmox request parameters: {0}")]
+    InvalidParams(String),
     #[error("cancelled")]
     Cancelled,
     #[error("invalid Proxmox configuration: {0}")]
@@ -108,6 +113,7 @@ impl PveError {
             PveError::Api { .. } => "PROXMOX_API_ERROR",
             PveError::TaskFailed { .. } => "PROXMOX_TASK_FAILED",
             PveError::BadResponse(_) => "PROXMOX_BAD_RESPONSE",
+            PveError::InvalidParams(_) => "BAD_REQUEST",
             PveError::Cancelled => "CANCELLED",
             PveError::Config(_) => "PROXMOX_CONFIG_ERROR",
         }
@@ -126,6 +132,25 @@ impl PveError {
         self.api_message()
             .is_some_and(|m| m.contains("already exists"))
     }
+
+    /// A failure a retry may heal: dropped connections, timeouts, 502/503/504,
+    /// a 5xx without a specific PVE message, and PVE lock contention. Final
+    /// PVE answers (`VM is locked`, parameter errors, …) and TLS errors are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PveError::Unreachable(_) | PveError::Timeout(_) => true,
+            PveError::Api {
+                status, message, ..
+            } if *status >= 500 => {
+                let generic = message.is_empty()
+                    || message.starts_with("Internal Server Error")
+                    || message.starts_with("Service Unavailable")
+                    || message.starts_with("HTTP ");
+                matches!(status, 502..=504) || generic || is_lock_timeout(message)
+            }
+            _ => false,
+        }
+    }
 }
 
 fn from_http(e: HttpError) -> PveError {
@@ -137,24 +162,15 @@ fn from_http(e: HttpError) -> PveError {
 }
 
 /// A PVE lock or worker hiccup that a retry may fix.
-pub fn is_lock_timeout(message: &str) -> bool {
+fn is_lock_timeout(message: &str) -> bool {
     message.contains("got timeout")
         || message.contains("can't lock file")
         || message.contains("got no worker upid")
 }
 
-/// A request parameter value. Booleans become `1`/`0` like PVE expects.
-pub fn param_value(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// Percent-encodes one path segment (UPIDs, volume ids).
+/// Percent-encodes one path segment (UPIDs, volume ids). The generated
+/// sub-clients put segments into the path verbatim, so every caller passes
+/// segments through this.
 pub fn enc(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
@@ -178,6 +194,14 @@ struct Ticket {
 /// Tickets live 2 h in PVE; renew well before.
 const TICKET_MAX_AGE: Duration = Duration::from_secs(90 * 60);
 
+/// `data` of `POST /access/ticket`.
+#[derive(Deserialize)]
+struct TicketData {
+    ticket: String,
+    #[serde(rename = "CSRFPreventionToken")]
+    csrf: String,
+}
+
 /// A multipart file for [`PveClient::upload`].
 #[derive(Debug, Clone)]
 pub struct UploadFile {
@@ -189,7 +213,7 @@ pub struct UploadFile {
     pub sha256: String,
 }
 
-/// Client for one PVE.
+/// Transport for one PVE: one per target, shared (ticket sessions are reused).
 pub struct PveClient {
     http: reqwest::Client,
     /// `https://host:8006/api2/json`
@@ -246,6 +270,9 @@ impl PveClient {
         Ok(())
     }
 
+    /// `POST /access/ticket`. Part of the transport (it must run without
+    /// credentials and outside the re-login loop), so it does not go through
+    /// the generated `access` sub-client.
     async fn fetch_ticket(&self, cancel: &CancellationToken) -> Result<Ticket, PveError> {
         let PveAuth::Password { username, password } = &self.conn.auth else {
             return Err(PveError::Config("no password configured".into()));
@@ -255,11 +282,11 @@ impl PveClient {
         } else {
             format!("{username}@pam")
         };
-        let url = format!("{}/access/ticket", self.api);
+        const PATH: &str = "/access/ticket";
+        let url = format!("{}{PATH}", self.api);
         let form = [("username", user.as_str()), ("password", password.as_str())];
-        let policy = self.conn.retry;
         let body = retry::run(
-            &policy,
+            &self.conn.retry,
             cancel,
             || PveError::Cancelled,
             |_| {
@@ -275,34 +302,27 @@ impl PveClient {
                                     status: status.as_u16(),
                                 });
                             }
-                            match read_body(r, "POST", "/access/ticket").await {
-                                Ok(v) => Attempt::Done(v),
-                                Err(e) => classify(e),
-                            }
+                            classify(read_body(r, "POST", PATH).await)
                         }
                     }
                 }
             },
         )
         .await?;
-        let ticket = body["ticket"].as_str();
-        let csrf = body["CSRFPreventionToken"].as_str();
-        match (ticket, csrf) {
-            (Some(t), Some(c)) => Ok(Ticket {
-                ticket: t.to_string(),
-                csrf: c.to_string(),
-                at: Instant::now(),
-            }),
-            _ => Err(PveError::BadResponse("login answer without ticket".into())),
-        }
+        let data: TicketData = decode_data("POST", PATH, &body)?;
+        Ok(Ticket {
+            ticket: data.ticket,
+            csrf: data.csrf,
+            at: Instant::now(),
+        })
     }
 
     async fn authorize(
         &self,
-        rb: reqwest::RequestBuilder,
+        rb: RequestBuilder,
         method: &Method,
         cancel: &CancellationToken,
-    ) -> Result<reqwest::RequestBuilder, PveError> {
+    ) -> Result<RequestBuilder, PveError> {
         match &self.conn.auth {
             PveAuth::Token { token_id, secret } => {
                 let mut v = HeaderValue::from_str(&format!("PVEAPIToken={token_id}={secret}"))
@@ -332,29 +352,75 @@ impl PveClient {
         }
     }
 
-    /// A JSON API call; returns `data`. `path` is below `/api2/json`
-    /// (already percent-encoded). GET/DELETE send `params` in the query,
-    /// POST/PUT as a form body.
-    pub async fn request(
+    /// One API call below `/api2/json` (`path` already percent-encoded):
+    /// `query` goes into the URL, `form` (POST/PUT) into an
+    /// `application/x-www-form-urlencoded` body; `data` of the answer is
+    /// decoded as `R`.
+    pub async fn call<R: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        params: &[(String, String)],
-        cancel: &CancellationToken,
-    ) -> Result<Value, PveError> {
-        self.request_with(method, path, params, &self.conn.retry, cancel)
-            .await
-    }
-
-    /// [`PveClient::request`] with an explicit retry budget.
-    pub async fn request_with(
-        &self,
-        method: Method,
-        path: &str,
-        params: &[(String, String)],
+        query: &[(String, String)],
+        form: Option<&[(String, String)]>,
         policy: &RetryPolicy,
         cancel: &CancellationToken,
-    ) -> Result<Value, PveError> {
+    ) -> Result<R, PveError> {
+        let body = self
+            .send(&method, path, policy, cancel, |rb| {
+                let rb = if query.is_empty() {
+                    rb
+                } else {
+                    rb.query(query)
+                };
+                Ok(match form {
+                    Some(form) => rb.form(form),
+                    None => rb,
+                })
+            })
+            .await?;
+        decode_data(method.as_str(), path, &body)
+    }
+
+    /// Multipart `POST /nodes/{node}/storage/{storage}/upload` with a
+    /// checksum; returns the `imgcopy` UPID. Our own code: the generated
+    /// `upload` sub-client sends `filename` as a plain parameter and no file
+    /// body.
+    pub async fn upload(
+        &self,
+        node: &str,
+        storage: &str,
+        file: &UploadFile,
+        cancel: &CancellationToken,
+    ) -> Result<String, PveError> {
+        let path = format!("/nodes/{}/storage/{}/upload", enc(node), enc(storage));
+        let body = self
+            .send(&Method::POST, &path, &self.conn.retry, cancel, |rb| {
+                let part = reqwest::multipart::Part::bytes(file.bytes.clone())
+                    .file_name(file.filename.clone())
+                    .mime_str("application/octet-stream")
+                    .map_err(|e| PveError::Config(e.to_string()))?;
+                let form = reqwest::multipart::Form::new()
+                    .text("content", file.content.clone())
+                    .text("checksum-algorithm", "sha256")
+                    .text("checksum", file.sha256.clone())
+                    .part("filename", part);
+                Ok(rb.multipart(form))
+            })
+            .await?;
+        decode_data("POST", &path, &body)
+    }
+
+    /// Sends `method path` (the request body built by `build` for every
+    /// attempt) with auth, the retry budget and one re-login after a 401 for
+    /// ticket auth; returns the body of a successful answer.
+    async fn send(
+        &self,
+        method: &Method,
+        path: &str,
+        policy: &RetryPolicy,
+        cancel: &CancellationToken,
+        build: impl Fn(RequestBuilder) -> Result<RequestBuilder, PveError>,
+    ) -> Result<String, PveError> {
         let url = format!("{}{}", self.api, path);
         let mut relogged = false;
         loop {
@@ -363,26 +429,20 @@ impl PveClient {
                 cancel,
                 || PveError::Cancelled,
                 |attempt| {
-                    let method = method.clone();
-                    let url = url.clone();
+                    let (url, build) = (&url, &build);
                     async move {
-                        let rb = self.http.request(method.clone(), &url);
-                        let rb = if method == Method::GET || method == Method::DELETE {
-                            rb.query(params)
-                        } else {
-                            rb.form(params)
+                        let rb = match build(self.http.request(method.clone(), url)) {
+                            Ok(rb) => rb,
+                            Err(e) => return Attempt::Fail(e),
                         };
-                        let rb = match self.authorize(rb, &method, cancel).await {
+                        let rb = match self.authorize(rb, method, cancel).await {
                             Ok(rb) => rb,
                             Err(e) => return Attempt::Fail(e),
                         };
                         tracing::debug!(%method, path, attempt, "proxmox request");
                         match rb.send().await {
                             Err(e) => retry_transport(e),
-                            Ok(r) => match read_body(r, method.as_str(), path).await {
-                                Ok(v) => Attempt::Done(v),
-                                Err(e) => classify(e),
-                            },
+                            Ok(r) => classify(read_body(r, method.as_str(), path).await),
                         }
                     }
                 },
@@ -400,219 +460,6 @@ impl PveClient {
             }
         }
     }
-
-    /// Multipart `POST /nodes/{node}/storage/{storage}/upload` with a checksum;
-    /// returns the `imgcopy` UPID.
-    pub async fn upload(
-        &self,
-        node: &str,
-        storage: &str,
-        file: &UploadFile,
-        cancel: &CancellationToken,
-    ) -> Result<String, PveError> {
-        let path = format!("/nodes/{}/storage/{}/upload", enc(node), enc(storage));
-        let url = format!("{}{}", self.api, path);
-        let mut relogged = false;
-        loop {
-            let res = retry::run(
-                &self.conn.retry,
-                cancel,
-                || PveError::Cancelled,
-                |_| {
-                    let url = url.clone();
-                    let path = path.clone();
-                    async move {
-                        let part = match reqwest::multipart::Part::bytes(file.bytes.clone())
-                            .file_name(file.filename.clone())
-                            .mime_str("application/octet-stream")
-                        {
-                            Ok(p) => p,
-                            Err(e) => return Attempt::Fail(PveError::Config(e.to_string())),
-                        };
-                        let form = reqwest::multipart::Form::new()
-                            .text("content", file.content.clone())
-                            .text("checksum-algorithm", "sha256")
-                            .text("checksum", file.sha256.clone())
-                            .part("filename", part);
-                        let rb = self.http.post(&url).multipart(form);
-                        let rb = match self.authorize(rb, &Method::POST, cancel).await {
-                            Ok(rb) => rb,
-                            Err(e) => return Attempt::Fail(e),
-                        };
-                        match rb.send().await {
-                            Err(e) => retry_transport(e),
-                            Ok(r) => match read_body(r, "POST", &path).await {
-                                Ok(v) => Attempt::Done(v),
-                                Err(e) => classify(e),
-                            },
-                        }
-                    }
-                },
-            )
-            .await;
-            match res {
-                Err(PveError::Auth { status: 401 })
-                    if !relogged && matches!(self.conn.auth, PveAuth::Password { .. }) =>
-                {
-                    relogged = true;
-                    self.login(true, cancel).await?;
-                }
-                Err(e) => return Err(e),
-                Ok(v) => {
-                    return v
-                        .as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| PveError::BadResponse(format!("upload answered {v}")))
-                }
-            }
-        }
-    }
-
-    /// `GET /nodes/{node}/tasks/{upid}/status`. The node comes from the UPID.
-    pub async fn task_status(
-        &self,
-        upid: &str,
-        cancel: &CancellationToken,
-    ) -> Result<Value, PveError> {
-        let node = upid_node(upid)?;
-        self.request(
-            Method::GET,
-            &format!("/nodes/{}/tasks/{}/status", enc(node), enc(upid)),
-            &[],
-            cancel,
-        )
-        .await
-    }
-
-    /// The last `lines` lines of a task log.
-    pub async fn task_log_tail(
-        &self,
-        upid: &str,
-        lines: usize,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<String>, PveError> {
-        let node = upid_node(upid)?;
-        let path = format!("/nodes/{}/tasks/{}/log", enc(node), enc(upid));
-        let first = self
-            .request(
-                Method::GET,
-                &path,
-                &[("limit".into(), "50000".into())],
-                cancel,
-            )
-            .await?;
-        let all: Vec<String> = first
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|l| l["t"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let skip = all.len().saturating_sub(lines);
-        Ok(all.into_iter().skip(skip).collect())
-    }
-
-    /// Polls a task every `interval` until it stops. `OK` and `WARNINGS: n`
-    /// succeed (the result gets `warnings` and, for warnings, the log lines
-    /// that say so); anything else fails with the last 20 log lines. A 400/404
-    /// right after creation is retried (the task may not be visible yet).
-    pub async fn wait_task(
-        &self,
-        upid: &str,
-        timeout: Duration,
-        interval: Duration,
-        cancel: &CancellationToken,
-    ) -> Result<Value, PveError> {
-        let start = Instant::now();
-        let poll_policy = RetryPolicy {
-            max_attempts: 3,
-            backoff: Backoff::new(interval, interval, 0.0),
-            max_elapsed: timeout,
-            max_retry_after: interval,
-        };
-        let node = upid_node(upid)?.to_string();
-        let path = format!("/nodes/{}/tasks/{}/status", enc(&node), enc(upid));
-        loop {
-            match self
-                .request_with(Method::GET, &path, &[], &poll_policy, cancel)
-                .await
-            {
-                Ok(st) => {
-                    if st["status"] == "stopped" {
-                        return self.finish_task(upid, st, cancel).await;
-                    }
-                }
-                Err(PveError::Api { status, .. })
-                    if (status == 400 || status == 404)
-                        && start.elapsed() < Duration::from_secs(10) => {}
-                Err(e) => return Err(e),
-            }
-            if start.elapsed() + interval > timeout {
-                return Err(PveError::TimedOut(format!(
-                    "Proxmox task {upid} timed out after {}s",
-                    timeout.as_secs()
-                )));
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(PveError::Cancelled),
-                _ = tokio::time::sleep(interval) => {}
-            }
-        }
-    }
-
-    async fn finish_task(
-        &self,
-        upid: &str,
-        mut st: Value,
-        cancel: &CancellationToken,
-    ) -> Result<Value, PveError> {
-        let exit = st["exitstatus"].as_str().unwrap_or("").to_string();
-        if exit == "OK" {
-            st["warnings"] = Value::from(0);
-            return Ok(st);
-        }
-        if let Some(n) = exit
-            .strip_prefix("WARNINGS: ")
-            .and_then(|n| n.trim().parse::<u64>().ok())
-        {
-            let lines = self
-                .task_log_tail(upid, 200, cancel)
-                .await
-                .unwrap_or_default();
-            let warn: Vec<Value> = lines
-                .into_iter()
-                .filter(|l| l.contains("WARN"))
-                .map(Value::from)
-                .collect();
-            st["warnings"] = Value::from(n);
-            st["warning_lines"] = Value::Array(warn);
-            return Ok(st);
-        }
-        let tail = self
-            .task_log_tail(upid, 20, cancel)
-            .await
-            .map(|l| l.join("\n"))
-            .unwrap_or_else(|e| format!("(task log unavailable: {e})"));
-        Err(PveError::TaskFailed {
-            upid: upid.to_string(),
-            exitstatus: if exit.is_empty() {
-                "unknown".into()
-            } else {
-                exit
-            },
-            log_tail: tail,
-        })
-    }
-}
-
-/// Node name from `UPID:node:…`.
-pub fn upid_node(upid: &str) -> Result<&str, PveError> {
-    let mut it = upid.split(':');
-    match (it.next(), it.next()) {
-        (Some("UPID"), Some(node)) if !node.is_empty() => Ok(node),
-        _ => Err(PveError::Config(format!("{upid:?} is not a Proxmox UPID"))),
-    }
 }
 
 fn retry_transport<T>(e: reqwest::Error) -> Attempt<T, PveError> {
@@ -625,49 +472,43 @@ fn retry_transport<T>(e: reqwest::Error) -> Attempt<T, PveError> {
     }
 }
 
-/// Retry 502/503/504, 5xx without a specific PVE message, and lock timeouts.
-fn classify<T>(e: PveError) -> Attempt<T, PveError> {
-    match &e {
-        PveError::Api {
-            status, message, ..
-        } if *status >= 500 => {
-            let generic = message.is_empty()
-                || message.starts_with("Internal Server Error")
-                || message.starts_with("Service Unavailable")
-                || message.starts_with("HTTP ");
-            if matches!(status, 502..=504) || generic || is_lock_timeout(message) {
-                Attempt::Retry {
-                    err: e,
-                    after: None,
-                }
-            } else {
-                Attempt::Fail(e)
-            }
-        }
-        PveError::Unreachable(_) | PveError::Timeout(_) => Attempt::Retry {
+/// Retries [`PveError::is_transient`] failures.
+fn classify<T>(res: Result<T, PveError>) -> Attempt<T, PveError> {
+    match res {
+        Ok(v) => Attempt::Done(v),
+        Err(e) if e.is_transient() => Attempt::Retry {
             err: e,
             after: None,
         },
-        _ => Attempt::Fail(e),
+        Err(e) => Attempt::Fail(e),
     }
 }
 
-async fn read_body(resp: reqwest::Response, method: &str, path: &str) -> Result<Value, PveError> {
+async fn read_body(resp: reqwest::Response, method: &str, path: &str) -> Result<String, PveError> {
     let status = resp.status();
-    let reason = status.canonical_reason().unwrap_or("").to_string();
     let text = resp
         .text()
         .await
         .map_err(|e| from_http(transport_error(&e)))?;
+    check_status(status, text, method, path)
+}
+
+/// The body of a 2xx answer, or the typed error: 401 → [`PveError::Auth`],
+/// anything else → [`PveError::Api`] with PVE's `message` and per-parameter
+/// `errors`.
+fn check_status(
+    status: StatusCode,
+    text: String,
+    method: &str,
+    path: &str,
+) -> Result<String, PveError> {
+    if status.is_success() {
+        return Ok(text);
+    }
     if status == StatusCode::UNAUTHORIZED {
         return Err(PveError::Auth { status: 401 });
     }
     let json: Option<Value> = serde_json::from_str(&text).ok();
-    if status.is_success() {
-        return json
-            .map(|mut v| v["data"].take())
-            .ok_or_else(|| PveError::BadResponse(format!("{method} {path}: body is not JSON")));
-    }
     let mut message = json
         .as_ref()
         .and_then(|v| v["message"].as_str())
@@ -682,6 +523,7 @@ async fn read_body(resp: reqwest::Response, method: &str, path: &str) -> Result<
     }
     if message.is_empty() {
         message = if text.trim().is_empty() {
+            let reason = status.canonical_reason().unwrap_or("");
             format!("HTTP {} {reason}", status.as_u16())
         } else {
             text.chars().take(300).collect()
@@ -693,4 +535,138 @@ async fn read_body(resp: reqwest::Response, method: &str, path: &str) -> Result<
         status: status.as_u16(),
         message,
     })
+}
+
+/// Decodes `data` of a PVE answer as `R`, straight from the body text: the
+/// crate's decoders for indexed keys (`net[n]`) and for `additional_properties`
+/// next to them ask for keys borrowed from the input, so decoding such a type
+/// from an owned `serde_json::Value` fails.
+pub(super) fn decode_data<R: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<R, PveError> {
+    #[derive(Deserialize)]
+    struct Envelope<R> {
+        data: R,
+    }
+    serde_json::from_str::<Envelope<R>>(body)
+        .map(|e| e.data)
+        .map_err(|e| PveError::BadResponse(format!("{method} {path}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proxmox_api::nodes::node::qemu::vmid::config;
+
+    fn api_error(status: u16, body: &str) -> PveError {
+        let status = StatusCode::from_u16(status).unwrap();
+        check_status(
+            status,
+            body.to_string(),
+            "PUT",
+            "/nodes/pve/qemu/101/config",
+        )
+        .unwrap_err()
+    }
+
+    #[test]
+    fn data_is_unwrapped_into_the_typed_output() {
+        let upid: String = decode_data(
+            "POST",
+            "/x",
+            r#"{"data":"UPID:pve:1:2:3:qmstart:101:root@pam:"}"#,
+        )
+        .unwrap();
+        assert_eq!(upid, "UPID:pve:1:2:3:qmstart:101:root@pam:");
+        decode_data::<()>("PUT", "/x", r#"{"data":null}"#).unwrap();
+        assert!(decode_data::<()>("PUT", "/x", r#"{"data":"UPID:x"}"#).is_err());
+        let maybe: Option<String> = decode_data("DELETE", "/x", r#"{"data":null}"#).unwrap();
+        assert_eq!(maybe, None);
+        // indexed keys land in their typed maps, unknown keys in
+        // additional_properties (both need borrowed keys, see decode_data)
+        let cfg: config::GetOutput = decode_data(
+            "GET",
+            "/x",
+            r#"{"data":{"digest":"ab","cores":2,"onboot":1,"ide2":"none,media=cdrom","net0":"virtio=AA:BB:CC:DD:EE:FF,bridge=vmbr0","x-future":"kept"}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.cores.map(|c| c.get()), Some(2));
+        assert_eq!(cfg.onboot, Some(true));
+        assert_eq!(
+            cfg.ides.get(&2).map(String::as_str),
+            Some("none,media=cdrom")
+        );
+        assert!(cfg.nets.contains_key(&0));
+        assert_eq!(cfg.additional_properties["x-future"], "kept");
+    }
+
+    #[test]
+    fn undecodable_data_is_a_bad_response() {
+        let e =
+            decode_data::<String>("GET", "/version", r#"{"data":{"version":"9"}}"#).unwrap_err();
+        assert_eq!(e.code(), "PROXMOX_BAD_RESPONSE");
+        assert!(e.to_string().contains("GET /version"), "{e}");
+        let e = decode_data::<String>("GET", "/version", "<html>").unwrap_err();
+        assert_eq!(e.code(), "PROXMOX_BAD_RESPONSE");
+    }
+
+    #[test]
+    fn error_answers_map_to_typed_errors() {
+        assert!(matches!(api_error(401, ""), PveError::Auth { status: 401 }));
+        let e = api_error(
+            400,
+            r#"{"data":null,"errors":{"cores":"value must be >= 1\n"},"message":"Parameter verification failed.\n"}"#,
+        );
+        assert_eq!(e.code(), "PROXMOX_API_ERROR");
+        assert_eq!(
+            e.to_string(),
+            "Proxmox API PUT /nodes/pve/qemu/101/config failed (HTTP 400): \
+             Parameter verification failed. cores: value must be >= 1"
+        );
+        assert!(!e.is_transient());
+        let e = api_error(500, "");
+        assert_eq!(e.api_message(), Some("HTTP 500 Internal Server Error"));
+        assert!(e.is_transient());
+        let e = api_error(502, "<html>bad gateway</html>");
+        assert_eq!(e.api_message(), Some("<html>bad gateway</html>"));
+        assert!(e.is_transient());
+    }
+
+    #[test]
+    fn lock_contention_is_retried_final_answers_are_not() {
+        for (message, transient) in [
+            (
+                "can't lock file '/var/lock/qemu-server/lock-101.conf' - got timeout",
+                true,
+            ),
+            ("got no worker upid - start worker failed", true),
+            ("VM is locked (clone)", false),
+            ("unable to create VM 101: config file already exists", false),
+        ] {
+            let e = api_error(500, &format!(r#"{{"data":null,"message":"{message}\n"}}"#));
+            assert_eq!(e.is_transient(), transient, "{message}");
+            assert_eq!(
+                matches!(classify::<()>(Err(e)), Attempt::Retry { .. }),
+                transient
+            );
+        }
+        let exists = api_error(
+            500,
+            r#"{"data":null,"message":"unable to create VM 101: config file already exists"}"#,
+        );
+        assert!(exists.is_already_exists());
+        assert!(PveError::Unreachable("reset".into()).is_transient());
+        assert!(!PveError::Tls("fingerprint mismatch".into()).is_transient());
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(enc("local:iso/x.iso"), "local%3Aiso%2Fx.iso");
+        assert_eq!(
+            enc("UPID:pve:1:root@pam!botmox:"),
+            "UPID%3Apve%3A1%3Aroot%40pam%21botmox%3A"
+        );
+    }
 }

@@ -463,3 +463,169 @@ async fn provision_iso_is_built_uploaded_attached_and_deleted() {
     assert_eq!(e.code, "BAD_REQUEST");
     sim.assert_no_violations();
 }
+
+/// `data` of a GET straight from pve-sim, without the agent.
+async fn raw_get(sim: &pve_sim::PveSim, path: &str) -> serde_json::Value {
+    let http = agent_core::tls::build_client(
+        &agent_core::tls::TlsTrust::Pinned(hex_fp(sim)),
+        Duration::from_secs(10),
+        "raw-test",
+    )
+    .unwrap();
+    let body: serde_json::Value = http
+        .get(format!("{}{path}", sim.api_url()))
+        .header("Authorization", sim.token_header())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["data"].clone()
+}
+
+/// Equal JSON, numbers compared by value (pve-sim writes `0.0` where PVE
+/// writes `0`; the agent writes integral numbers like PVE).
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The typed outputs of the generated sub-clients go back to the server as
+/// exactly the JSON PVE answered: no key dropped, added or retyped.
+#[tokio::test]
+async fn results_are_the_pve_answers_unchanged() {
+    let sim = sim().await;
+    let ctx = ctx(vec![token_target(&sim, "pve1")]);
+    let cl = exec(&ctx, "proxmox.clone", json!({"vmid": 9000, "newid": 101})).await;
+    let upid = cl["upid"].as_str().unwrap().to_string();
+    exec(
+        &ctx,
+        "proxmox.wait-task",
+        json!({"upid": upid, "intervalMs": 250}),
+    )
+    .await;
+    let task_path = format!(
+        "/nodes/pve/tasks/{}/status",
+        agent_core::proxmox::enc(&upid)
+    );
+    let cases = [
+        ("proxmox.list-vms", json!({}), "/nodes/pve/qemu".to_string()),
+        (
+            "proxmox.vm-status",
+            json!({"vmid": 9000}),
+            "/nodes/pve/qemu/9000/status/current".into(),
+        ),
+        (
+            "proxmox.get-config",
+            json!({"vmid": 9000}),
+            "/nodes/pve/qemu/9000/config".into(),
+        ),
+        (
+            "proxmox.get-config",
+            json!({"vmid": 101}),
+            "/nodes/pve/qemu/101/config".into(),
+        ),
+        (
+            "proxmox.cluster-resources",
+            json!({}),
+            "/cluster/resources".into(),
+        ),
+        (
+            "proxmox.cluster-resources",
+            json!({"type": "storage"}),
+            "/cluster/resources?type=storage".into(),
+        ),
+        ("proxmox.task-status", json!({"upid": upid}), task_path),
+    ];
+    for (action, payload, path) in cases {
+        // node uptimes tick: compare against a stable pair of raw answers
+        let mut compared = false;
+        for _ in 0..3 {
+            let before = raw_get(&sim, &path).await;
+            let got = exec(&ctx, action, payload.clone()).await;
+            if before == raw_get(&sim, &path).await {
+                assert!(
+                    same_json(&got, &before),
+                    "{action} {payload}:\n agent {got}\n   pve {before}"
+                );
+                compared = true;
+                break;
+            }
+        }
+        assert!(compared, "{path} never answered the same twice");
+    }
+    let mut st = exec(&ctx, "proxmox.status", json!({})).await;
+    for added in ["connected", "tls", "insecure", "target"] {
+        st.as_object_mut().unwrap().remove(added);
+    }
+    assert!(same_json(&st, &raw_get(&sim, "/version").await), "{st}");
+    sim.assert_no_violations();
+}
+
+/// Payload values the PVE 9.1 schema refuses never reach PVE.
+#[tokio::test]
+async fn invalid_parameters_are_refused_before_sending() {
+    let sim = sim().await;
+    let ctx = ctx(vec![token_target(&sim, "pve1")]);
+    let before = exec(&ctx, "proxmox.get-config", json!({"vmid": 9000})).await;
+    for (action, payload, wanted) in [
+        (
+            "proxmox.update-config",
+            json!({"vmid": 9000, "memory": 4096, "frobnicate": 1}),
+            "unknown VM config key(s) frobnicate",
+        ),
+        (
+            "proxmox.update-config",
+            json!({"vmid": 9000, "config": {"cores": "many"}}),
+            "config key cores = \"many\" is invalid",
+        ),
+        (
+            "proxmox.update-config",
+            json!({"vmid": 9000, "net0": {"bridge": "vmbr0"}}),
+            "config key net0 must be a string, number or boolean",
+        ),
+        (
+            "proxmox.resize-disk",
+            json!({"vmid": 9000, "disk": "floppy0", "size": "+1G"}),
+            "disk \"floppy0\" is invalid",
+        ),
+        (
+            "proxmox.resize-disk",
+            json!({"vmid": 9000, "disk": "scsi0", "size": "big"}),
+            "size \"big\" is invalid",
+        ),
+        (
+            "proxmox.cluster-resources",
+            json!({"type": "lxc"}),
+            "type \"lxc\" is invalid",
+        ),
+        (
+            "proxmox.clone",
+            json!({"vmid": 9000, "newid": 101, "format": "vhd"}),
+            "format \"vhd\" is invalid",
+        ),
+    ] {
+        let e = exec_err(&ctx, action, payload.clone()).await;
+        assert_eq!(e.code, "BAD_REQUEST", "{action} {payload}: {e}");
+        assert!(e.message.starts_with(wanted), "{action}: {}", e.message);
+    }
+    // nothing was changed or created
+    assert_eq!(
+        exec(&ctx, "proxmox.get-config", json!({"vmid": 9000})).await,
+        before
+    );
+    assert!(sim.vm(101).is_none());
+    sim.assert_no_violations();
+}
