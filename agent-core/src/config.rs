@@ -100,6 +100,10 @@ pub struct AgentConfig {
     pub active_target: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
+    /// Set by Pause in the tray app, which then starts paused until Resume.
+    /// The headless `botmox-agent run` does not read it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 fn one() -> u32 {

@@ -125,13 +125,18 @@ pub mod budgets {
             Duration::from_secs(30),
         )
     }
-    /// Reports and output chunks (idempotent on the server).
+    /// Final reports (idempotent on the server). Short on purpose: a report
+    /// is in the durable outbox before it is sent, and the runtime loop
+    /// keeps flushing it with its own backoff, which a heartbeat that works
+    /// again interrupts at once. A long in-call retry here would sleep
+    /// through the server's return (up to a minute), holding the report and
+    /// every new command back and risking the lease.
     pub fn report() -> RetryPolicy {
         RetryPolicy::exponential(
-            12,
+            4,
             Duration::from_secs(1),
-            Duration::from_secs(60),
-            Duration::from_secs(600),
+            Duration::from_secs(2),
+            Duration::from_secs(15),
         )
     }
 }

@@ -1,5 +1,5 @@
 //! agent-core: the Bot-Mox agent runtime library (used by the headless
-//! `botmox-agent` binary and, later, the tray app).
+//! `botmox-agent` binary and the tray app `agent-tauri`).
 //!
 //! Module map (each boundary has its own typed error):
 //! - [`pairing`]: parses every pairing input form (bundle, JSON, URLs, code);
@@ -16,8 +16,12 @@
 //!
 //! - [`runtime`]: registration and the command-bus loop (heartbeat,
 //!   long poll, lease renewal, durable outbox, revocation, token rotation).
+//! - [`control`]: the local-control facade (pair, status, targets, test,
+//!   diagnostics, and the in-process supervisor) shared by the CLI and the
+//!   tray app.
 
 pub mod config;
+pub mod control;
 pub mod diagnostics;
 pub mod executor;
 pub mod http;
@@ -29,6 +33,7 @@ pub mod redact;
 pub mod retry;
 pub mod runtime;
 pub mod secrets;
+pub mod service;
 pub mod ssh;
 pub mod tls;
 

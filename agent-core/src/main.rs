@@ -3,18 +3,14 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use agent_core::config::{
-    self, secret_names, AuthKind, ConfigStore, SshConfig, TargetConfig, TargetTls,
-};
-use agent_core::executor::{Target, TargetSecrets, Targets};
-use agent_core::pairing;
-use agent_core::runtime::{self, register};
-use agent_core::secrets::{self, SecretBackend, SecretStore};
-use agent_core::ssh::KnownHosts;
+use agent_core::config::{self, AuthKind};
+use agent_core::control::{Control, TargetInput, TargetSecretsInput, TlsChoice};
+use agent_core::runtime;
+use agent_core::secrets::SecretBackend;
+use agent_core::service;
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -46,7 +42,9 @@ enum Command {
     },
     /// Run the agent: heartbeat, long-poll commands, run them, report
     /// (until SIGTERM/SIGINT, or exit code 3 when revoked, 4 when the token
-    /// is refused).
+    /// is refused). Only one runtime per config dir: exits 1 with
+    /// AGENT_ALREADY_RUNNING when another one (a service or the tray app)
+    /// holds `<config-dir>/runtime/agent.lock`.
     Run {
         /// Seconds a running command may continue after SIGTERM before it
         /// is cancelled (reported failed with AGENT_SHUTDOWN).
@@ -65,6 +63,29 @@ enum Command {
     Diagnostics {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
+    },
+    /// Windows service mode (on Linux use the systemd unit in
+    /// installer/systemd). Defaults on Windows: config dir
+    /// %ProgramData%\BotMox\Agent, secret store `file`.
+    #[command(subcommand)]
+    Service(ServiceCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ServiceCmd {
+    /// Register the BotMoxAgent service (automatic start, LocalSystem,
+    /// restarted after a crash) for this config dir, which must be paired.
+    Install {
+        /// Seconds a running command may continue after a stop request.
+        #[arg(long, default_value_t = 20)]
+        shutdown_grace_secs: u64,
+    },
+    /// Stop the service (up to 30 s) and remove it.
+    Uninstall,
+    /// What the Service Control Manager runs; not for consoles.
+    Run {
+        #[arg(long, default_value_t = 20)]
+        shutdown_grace_secs: u64,
     },
 }
 
@@ -140,28 +161,19 @@ struct AddArgs {
     activate: bool,
 }
 
-struct Env {
-    dir: PathBuf,
-    store: ConfigStore,
-    log_dir: PathBuf,
-    backend: SecretBackend,
-}
-
-impl Env {
-    fn secrets(&self) -> Result<Arc<dyn SecretStore>, String> {
-        secrets::open_store(self.backend, &self.dir).map_err(|e| e.to_string())
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let explicit = cli.config_dir.is_some();
-    let dir = match cli
-        .config_dir
-        .clone()
-        .map(Ok)
-        .unwrap_or_else(config::default_config_dir)
-    {
+    let is_service = matches!(cli.command, Command::Service(_));
+    let dir = match cli.config_dir.clone().map(Ok).unwrap_or_else(|| {
+        if is_service && cfg!(windows) {
+            Ok(service::default_service_config_dir(std::env::var_os(
+                "ProgramData",
+            )))
+        } else {
+            config::default_config_dir()
+        }
+    }) {
         Ok(d) => d,
         Err(e) => return fail(&e.to_string()),
     };
@@ -173,18 +185,22 @@ fn main() -> ExitCode {
             None
         }
     };
-    let store = ConfigStore::new(&dir);
-    let saved_backend = store.load().ok().and_then(|c| c.secret_store);
-    let backend = cli
-        .secret_store
-        .or(saved_backend)
-        .unwrap_or(SecretBackend::Keyring);
-    let env = Env {
-        dir,
-        store,
-        log_dir,
-        backend,
+    // Config dir, log dir and secret backend resolved once, the same way
+    // the tray app does (agent_core::control).
+    // A Windows service runs as LocalSystem, which cannot read the
+    // installing user's Credential Manager: the file store is its default.
+    let secret_store = match cli.secret_store {
+        None if is_service => Some(SecretBackend::File),
+        other => other,
     };
+    let control = Control::with_paths(dir, log_dir, secret_store);
+    if let Command::Service(cmd) = cli.command {
+        // Synchronous: the SCM dispatcher builds the runtime on its thread.
+        return match service_command(&control, cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -196,9 +212,9 @@ fn main() -> ExitCode {
         shutdown_grace_secs,
     } = cli.command
     {
-        return rt.block_on(run_agent(&env, shutdown_grace_secs));
+        return rt.block_on(run_agent(&control, shutdown_grace_secs));
     }
-    let result = rt.block_on(run(cli.command, &env));
+    let result = rt.block_on(run(cli.command, &control));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -248,7 +264,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_agent(env: &Env, grace: u64) -> ExitCode {
+async fn run_agent(control: &Control, grace: u64) -> ExitCode {
     let shutdown = CancellationToken::new();
     let s2 = shutdown.clone();
     tokio::spawn(async move {
@@ -256,7 +272,7 @@ async fn run_agent(env: &Env, grace: u64) -> ExitCode {
         tracing::info!(event_name = "agent.signal", "shutdown requested");
         s2.cancel();
     });
-    let mut opts = runtime::RunOptions::new(env.dir.clone(), env.backend);
+    let mut opts = control.run_options();
     opts.shutdown_grace = std::time::Duration::from_secs(grace);
     match runtime::run(opts, shutdown).await {
         Ok(()) => {
@@ -271,55 +287,85 @@ async fn run_agent(env: &Env, grace: u64) -> ExitCode {
     }
 }
 
-async fn run(cmd: Command, env: &Env) -> Result<(), String> {
+async fn run(cmd: Command, control: &Control) -> Result<(), String> {
     match cmd {
         Command::Pair {
             bundle_or_url,
             server_url,
-        } => pair(env, &bundle_or_url, server_url.as_deref()).await,
+        } => pair(control, &bundle_or_url, server_url.as_deref()).await,
         Command::Run { .. } => Err("run is handled by run_agent".into()),
-        Command::Status { json } => status(env, json),
-        Command::Targets(t) => targets(env, t).await,
-        Command::Diagnostics { output } => diagnostics(env, &output),
+        Command::Status { json } => status(control, json),
+        Command::Targets(t) => targets(control, t).await,
+        Command::Diagnostics { output } => diagnostics(control, &output),
+        Command::Service(_) => Err("service is handled by service_command".into()),
     }
 }
 
-fn load(env: &Env) -> Result<config::AgentConfig, String> {
-    env.store.load().map_err(|e| e.to_string())
+#[cfg(not(windows))]
+fn service_command(_control: &Control, _cmd: ServiceCmd) -> Result<(), String> {
+    Err(service::ServiceError::Unsupported.to_string())
 }
 
-fn save(env: &Env, mut cfg: config::AgentConfig) -> Result<(), String> {
-    cfg.secret_store = Some(env.backend);
-    env.store.save(&cfg).map_err(|e| e.to_string())
+#[cfg(windows)]
+fn service_command(control: &Control, cmd: ServiceCmd) -> Result<(), String> {
+    use agent_core::service::windows;
+    match cmd {
+        ServiceCmd::Install {
+            shutdown_grace_secs,
+        } => {
+            let cfg = config::ConfigStore::new(control.config_dir())
+                .load()
+                .map_err(|e| e.to_string())?;
+            if cfg.server.and_then(|s| s.agent_id).is_none() {
+                return Err(format!(
+                    "{} is not paired; pair first with the same --config-dir and --secret-store, then install the service",
+                    control.config_dir().display()
+                ));
+            }
+            let args = service::launch_arguments(
+                control.config_dir(),
+                control.backend(),
+                shutdown_grace_secs,
+            );
+            windows::install(control.config_dir(), args).map_err(|e| e.to_string())?;
+            println!(
+                "Installed the {} service for {}. Start it with: sc start {}",
+                service::SERVICE_DISPLAY_NAME,
+                control.config_dir().display(),
+                service::SERVICE_NAME
+            );
+            Ok(())
+        }
+        ServiceCmd::Uninstall => {
+            windows::uninstall().map_err(|e| e.to_string())?;
+            println!("Removed the {} service", service::SERVICE_DISPLAY_NAME);
+            Ok(())
+        }
+        ServiceCmd::Run {
+            shutdown_grace_secs,
+        } => {
+            let mut opts = control.run_options();
+            opts.shutdown_grace = std::time::Duration::from_secs(shutdown_grace_secs);
+            windows::run(opts).map_err(|e| e.to_string())
+        }
+    }
 }
 
-async fn pair(env: &Env, input: &str, server_url: Option<&str>) -> Result<(), String> {
-    let p = pairing::parse(input)
-        .and_then(|p| p.require_server(server_url))
-        .map_err(|e| format!("PAIRING_INVALID: {e}"))?;
-    let secrets = env.secrets()?;
-    let url = p.server_url.clone().unwrap_or_default();
-    let resp = register::register(&p, &register::budget())
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, String> {
+    serde_json::to_string_pretty(v).map_err(|e| e.to_string())
+}
+
+async fn pair(control: &Control, input: &str, server_url: Option<&str>) -> Result<(), String> {
+    let out = control
+        .pair(input, server_url)
         .await
         .map_err(|e| e.to_string())?;
-    register::store(&p, &resp, secrets.as_ref(), &env.store, env.backend)
-        .map_err(|e| e.to_string())?;
-    // A new registration starts with a clean runtime state.
-    let rdir = runtime::runtime_dir(&env.dir);
-    let _ = std::fs::remove_file(rdir.join(runtime::state::STATUS_FILE));
-    tracing::info!(
-        event_name = "agent.registered",
-        form = ?p.form,
-        server_url = %url,
-        agent_id = %resp.agent.id,
-        pinned = p.server_cert_sha256.is_some(),
-        "agent registered"
-    );
     println!(
-        "Registered as agent {} ({}) with {url} ({}). Start it with: botmox-agent run",
-        resp.agent.id,
-        resp.agent.name,
-        if p.server_cert_sha256.is_some() {
+        "Registered as agent {} ({}) with {} ({}). Start it with: botmox-agent run",
+        out.agent_id,
+        out.agent_name,
+        out.server_url,
+        if out.trust == "pinned" {
             "certificate pinned"
         } else {
             "system CA trust"
@@ -328,58 +374,11 @@ async fn pair(env: &Env, input: &str, server_url: Option<&str>) -> Result<(), St
     Ok(())
 }
 
-fn status_value(env: &Env) -> Result<Value, String> {
-    let cfg = load(env)?;
-    let targets: Vec<Value> = cfg
-        .targets
-        .iter()
-        .map(|t| {
-            json!({
-                "id": t.id,
-                "label": t.display_label(),
-                "url": t.url,
-                "node": t.node,
-                "auth": t.auth,
-                "tls": t.tls_mode(),
-                "insecure": t.tls.insecure,
-                "active": cfg.active_target.as_deref() == Some(t.id.as_str()),
-                "ssh": t.ssh.as_ref().map(|s| json!({"host": s.host, "port": s.port, "user": s.user})),
-            })
-        })
-        .collect();
-    let insecure: Vec<&str> = cfg
-        .targets
-        .iter()
-        .filter(|t| t.tls.insecure)
-        .map(|t| t.id.as_str())
-        .collect();
-    Ok(json!({
-        "version": agent_core::VERSION,
-        "config_dir": env.dir.display().to_string(),
-        "config_file": env.store.path().display().to_string(),
-        "log_dir": env.log_dir.display().to_string(),
-        "secret_store": env.backend.as_str(),
-        "server": cfg.server.as_ref().map(|s| json!({
-            "url": s.url,
-            "tls": if s.cert_sha256.is_some() { "pinned" } else { "system" },
-            "paired": s.agent_id.is_some(),
-            "pairing_pending": s.pairing_pending,
-            "agent_id": s.agent_id,
-        })),
-        "active_target": cfg.active_target,
-        "targets": targets,
-        "insecure_targets": insecure,
-        "runtime": runtime::state::snapshot(&runtime::runtime_dir(&env.dir)),
-    }))
-}
-
-fn status(env: &Env, as_json: bool) -> Result<(), String> {
-    let v = status_value(env)?;
+fn status(control: &Control, as_json: bool) -> Result<(), String> {
+    let report = control.status().map_err(|e| e.to_string())?;
+    let v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
     if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
-        );
+        println!("{}", to_json(&v)?);
         return Ok(());
     }
     println!("botmox-agent {}", agent_core::VERSION);
@@ -413,6 +412,26 @@ fn status(env: &Env, as_json: bool) -> Result<(), String> {
             e["message"].as_str().unwrap_or("")
         );
     }
+    let recent = rt["recent_commands"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !recent.is_empty() {
+        println!("recent commands (newest first):");
+        for c in recent {
+            println!(
+                "  {} {:<10} {:<28} {}{}",
+                c["finished_at"].as_str().unwrap_or(""),
+                c["state"].as_str().unwrap_or(""),
+                c["command_type"].as_str().unwrap_or(""),
+                c["id"].as_str().unwrap_or(""),
+                c["error_code"]
+                    .as_str()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default(),
+            );
+        }
+    }
     print_targets(&v["targets"]);
     Ok(())
 }
@@ -441,193 +460,113 @@ fn print_targets(targets: &Value) {
     }
 }
 
-async fn targets(env: &Env, cmd: TargetsCmd) -> Result<(), String> {
+async fn targets(control: &Control, cmd: TargetsCmd) -> Result<(), String> {
     match cmd {
-        TargetsCmd::Add(a) => add_target(env, *a),
+        TargetsCmd::Add(a) => add_target(control, *a),
         TargetsCmd::List { json } => {
-            let v = status_value(env)?;
+            let list = control.list_targets().map_err(|e| e.to_string())?;
+            let v = serde_json::to_value(&list).map_err(|e| e.to_string())?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v["targets"]).map_err(|e| e.to_string())?
-                );
+                println!("{}", to_json(&v)?);
             } else {
-                print_targets(&v["targets"]);
+                print_targets(&v);
             }
             Ok(())
         }
         TargetsCmd::Remove { id } => {
-            let mut cfg = load(env)?;
-            if !cfg.remove_target(&id) {
-                return Err(format!("no target {id:?}"));
-            }
-            let secrets = env.secrets()?;
-            for name in secret_names::for_target(&id) {
-                secrets.delete(&name).map_err(|e| e.to_string())?;
-            }
-            save(env, cfg)?;
-            tracing::info!(event_name = "agent.target.removed", target = %id, "target removed");
+            control.remove_target(&id).map_err(|e| e.to_string())?;
             println!("removed {id}");
             Ok(())
         }
         TargetsCmd::Use { id } => {
-            let mut cfg = load(env)?;
-            if cfg.target(&id).is_none() {
-                return Err(format!("no target {id:?}"));
-            }
-            cfg.active_target = Some(id.clone());
-            save(env, cfg)?;
+            control.use_target(&id).map_err(|e| e.to_string())?;
             println!("active target: {id}");
             Ok(())
         }
-        TargetsCmd::Test { id } => test_target(env, &id).await,
+        TargetsCmd::Test { id } => {
+            let r = control.test_target(&id).await.map_err(|e| e.to_string())?;
+            println!("{}", to_json(&r)?);
+            if !r.proxmox.ok {
+                return Err(format!("{}: {}", r.proxmox.code, r.proxmox.message));
+            }
+            if !r.ok {
+                return Err(format!("{}: {}", r.ssh.code, r.ssh.message));
+            }
+            Ok(())
+        }
     }
 }
 
-fn add_target(env: &Env, a: AddArgs) -> Result<(), String> {
-    let (auth, secret_name, secret) =
+fn add_target(control: &Control, a: AddArgs) -> Result<(), String> {
+    let mut secrets = TargetSecretsInput::default();
+    let auth =
         match (&a.token_id, &a.username) {
             (Some(_), None) => {
                 if !a.token_secret_stdin {
                     return Err("--token-id needs --token-secret-stdin".into());
                 }
-                (
-                    AuthKind::Token,
-                    secret_names::proxmox_token_secret(&a.id),
-                    read_stdin_secret("API token secret")?,
-                )
+                secrets.token_secret = Some(read_stdin_secret("API token secret")?);
+                AuthKind::Token
             }
             (None, Some(_)) => {
                 if !a.password_stdin {
                     return Err("--username needs --password-stdin".into());
                 }
-                (
-                    AuthKind::Password,
-                    secret_names::proxmox_password(&a.id),
-                    read_stdin_secret("password")?,
-                )
+                secrets.password = Some(read_stdin_secret("password")?);
+                AuthKind::Password
             }
             _ => return Err(
                 "give either --token-id ID --token-secret-stdin or --username U --password-stdin"
                     .into(),
             ),
         };
-    let fingerprint = a
-        .fingerprint
-        .as_deref()
-        .map(pairing::normalize_fingerprint)
-        .transpose()
-        .map_err(|e| e.to_string())?;
-    let ssh_key = match &a.ssh_key {
-        Some(p) => Some(
+    if let Some(p) = &a.ssh_key {
+        secrets.ssh_private_key = Some(
             std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
-        ),
-        None => None,
-    };
-    let ssh = if a.ssh_host.is_some()
-        || a.ssh_user.is_some()
-        || a.ssh_key.is_some()
-        || a.ssh_port.is_some()
-        || a.ssh_allow_unsafe
-        || a.ssh_qemu_config_dir.is_some()
-        || a.ssh_iso_dir.is_some()
-    {
-        Some(SshConfig {
-            host: a.ssh_host.clone(),
-            port: a.ssh_port.unwrap_or(22),
-            user: a.ssh_user.clone(),
-            allow_unsafe: a.ssh_allow_unsafe,
-            qemu_config_dir: a.ssh_qemu_config_dir.clone(),
-            iso_dir: a.ssh_iso_dir.clone(),
-        })
+        );
+    }
+    let tls = if a.insecure {
+        TlsChoice::Insecure
+    } else if a.fingerprint.is_some() {
+        TlsChoice::Fingerprint
+    } else if a.ca_file.is_some() {
+        TlsChoice::Ca
     } else {
-        None
+        TlsChoice::System
     };
-    let t = TargetConfig {
+    let input = TargetInput {
         id: a.id.clone(),
         label: a.label.clone(),
-        url: a.url.trim_end_matches('/').to_string(),
+        url: a.url.clone(),
         node: a.node.clone(),
-        auth,
+        auth: Some(auth),
         token_id: a.token_id.clone(),
         username: a.username.clone(),
-        tls: TargetTls {
-            fingerprint,
-            ca_file: a.ca_file.clone(),
-            insecure: a.insecure,
-        },
-        ssh,
+        tls,
+        fingerprint: a.fingerprint.clone(),
+        ca_file: a.ca_file.clone(),
+        ssh_host: a.ssh_host.clone(),
+        ssh_port: a.ssh_port,
+        ssh_user: a.ssh_user.clone(),
+        ssh_allow_unsafe: Some(a.ssh_allow_unsafe),
+        ssh_qemu_config_dir: a.ssh_qemu_config_dir.clone(),
+        ssh_iso_dir: a.ssh_iso_dir.clone(),
+        activate: a.activate,
     };
-    let mut cfg = load(env)?;
-    cfg.upsert_target(t).map_err(|e| e.to_string())?;
-    if a.activate {
-        cfg.active_target = Some(a.id.clone());
-    }
-    let secrets = env.secrets()?;
-    secrets
-        .set(&secret_name, &secret)
+    let out = control
+        .save_target(input, secrets)
         .map_err(|e| e.to_string())?;
-    if let Some(k) = ssh_key {
-        secrets
-            .set(&secret_names::ssh_private_key(&a.id), &k)
-            .map_err(|e| e.to_string())?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
     }
-    save(env, cfg)?;
-    if a.insecure {
-        tracing::warn!(event_name = "agent.target.insecure", target = %a.id, "target added with TLS verification disabled");
-        eprintln!("warning: TLS verification is disabled for target {}", a.id);
-    }
-    tracing::info!(event_name = "agent.target.added", target = %a.id, url = %a.url, "target added");
-    println!("added target {}", a.id);
+    println!("added target {}", out.target.id);
     Ok(())
 }
 
-async fn test_target(env: &Env, id: &str) -> Result<(), String> {
-    let cfg = load(env)?;
-    let t = cfg
-        .target(id)
-        .ok_or_else(|| format!("no target {id:?}"))?
-        .clone();
-    let secrets = env.secrets()?;
-    let target = Target {
-        secrets: TargetSecrets::load(secrets.as_ref(), id).map_err(|e| e.to_string())?,
-        config: t,
-    };
-    let targets = Arc::new(Targets::new(
-        vec![target],
-        Some(id.to_string()),
-        KnownHosts::new(agent_core::executor::known_hosts_path(&env.dir)),
-    ));
-    let ctx = agent_core::ExecContext::new(targets, CancellationToken::new());
-    let version = agent_core::execute("proxmox.status", json!({ "target": id }), &ctx)
-        .await
+fn diagnostics(control: &Control, output: &Path) -> Result<(), String> {
+    let out = control
+        .create_diagnostics(output)
         .map_err(|e| e.to_string())?;
-    let vms = agent_core::execute("proxmox.list-vms", json!({ "target": id }), &ctx)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(event_name = "agent.target.tested", target = %id, "target test passed");
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "target": id,
-            "ok": true,
-            "version": version["version"],
-            "tls": version["tls"],
-            "insecure": version["insecure"],
-            "vm_count": vms.as_array().map(Vec::len),
-        }))
-        .map_err(|e| e.to_string())?
-    );
-    Ok(())
-}
-
-fn diagnostics(env: &Env, output: &Path) -> Result<(), String> {
-    let cfg = load(env)?;
-    let secrets = env.secrets()?;
-    let v = agent_core::diagnostics::bundle(&cfg, secrets.as_ref(), &env.dir, &env.log_dir, 200);
-    let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
-    std::fs::write(output, text).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-    tracing::info!(event_name = "agent.diagnostics.bundle.created", path = %output.display(), "diagnostics bundle written");
-    println!("wrote {}", output.display());
+    println!("wrote {}", out.path);
     Ok(())
 }

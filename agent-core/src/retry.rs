@@ -70,6 +70,17 @@ impl RetryPolicy {
         }
     }
 
+    /// One try, no in-call retry: for callers whose own loop already backs
+    /// off (a server known to be down is not hammered by nested retries).
+    pub fn single() -> Self {
+        Self::exponential(
+            1,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        )
+    }
+
     /// `attempts` tries, exponential from `base` up to `max`, jitter 0.2.
     pub fn exponential(
         attempts: u32,

@@ -196,13 +196,14 @@ impl AgentApi {
     pub async fn heartbeat(
         &self,
         req: &HeartbeatRequest,
+        policy: &RetryPolicy,
         cancel: &CancellationToken,
     ) -> Result<HeartbeatResponse, CallError> {
         self.json(
             Method::POST,
             "/api/v1/agents/heartbeat",
             Some(req),
-            &http::budgets::heartbeat(),
+            policy,
             cancel,
         )
         .await

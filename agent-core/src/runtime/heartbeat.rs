@@ -14,7 +14,7 @@ use super::api::{AgentApi, CallError};
 use super::state::{Connection, StateHandle};
 use super::Stop;
 use crate::config::secret_names;
-use crate::retry::Backoff;
+use crate::retry::{Backoff, RetryPolicy};
 use crate::secrets::SecretStore;
 
 pub struct Heartbeater {
@@ -29,13 +29,29 @@ pub struct Heartbeater {
 }
 
 impl Heartbeater {
-    /// One heartbeat (with its per-call retry budget), then rotation if asked.
-    pub async fn beat(&self, cancel: &CancellationToken) -> Result<HeartbeatResponse, CallError> {
+    /// The per-call budget of a heartbeat: the full budget while the server
+    /// answers, a single try once heartbeats are failing (the caller's
+    /// backoff is then the retry, so an outage sees one attempt per backoff
+    /// step instead of a burst each time).
+    pub fn budget(failures: u32) -> RetryPolicy {
+        if failures == 0 {
+            crate::http::budgets::heartbeat()
+        } else {
+            RetryPolicy::single()
+        }
+    }
+
+    /// One heartbeat, then rotation if asked.
+    pub async fn beat(
+        &self,
+        policy: &RetryPolicy,
+        cancel: &CancellationToken,
+    ) -> Result<HeartbeatResponse, CallError> {
         let req = HeartbeatRequest {
             version: Some(crate::VERSION.to_string()),
             metadata: Some((self.metadata)()),
         };
-        let resp = self.api.heartbeat(&req, cancel).await?;
+        let resp = self.api.heartbeat(&req, policy, cancel).await?;
         let was = self.state.get().connection;
         self.state.heartbeat_ok();
         if was != Connection::Online {
@@ -46,7 +62,9 @@ impl Heartbeater {
                 lease_s = resp.intervals.lease_s,
                 "connected to the server"
             );
-            self.server_back.notify_waiters();
+            // notify_one keeps a permit when the loop is not waiting right
+            // now (e.g. inside a call), so the wake-up is never lost.
+            self.server_back.notify_one();
         }
         self.intervals.send_replace(resp.intervals);
         if resp.rotate_token {
@@ -88,7 +106,7 @@ impl Heartbeater {
         let mut failures = 0u32;
         loop {
             let interval = Duration::from_secs(self.intervals.borrow().heartbeat_interval_s.max(1));
-            let delay = match self.beat(&stop.token).await {
+            let delay = match self.beat(&Self::budget(failures), &stop.token).await {
                 Ok(_) => {
                     failures = 0;
                     interval

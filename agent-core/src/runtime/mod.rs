@@ -14,12 +14,14 @@
 //!    after a grace period) and flush the outbox.
 //!
 //! Files live in `<config-dir>/runtime/`: `status.json` ([`state`]),
-//! `inflight.json` ([`journal`]) and `outbox/` ([`outbox`]).
+//! `inflight.json` ([`journal`]), `outbox/` ([`outbox`]) and `agent.lock`
+//! ([`lock`]: one runtime per config dir, held for the life of [`run`]).
 
 pub mod api;
 pub mod durable;
 pub mod heartbeat;
 pub mod journal;
+pub mod lock;
 pub mod outbox;
 pub mod register;
 pub mod runner;
@@ -37,12 +39,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{secret_names, ConfigStore};
 use crate::executor::Targets;
 use crate::http::ServerClient;
-use crate::retry::Backoff;
+use crate::retry::{Backoff, RetryPolicy};
 use crate::secrets::{self, SecretBackend};
 use api::{AgentApi, CallError};
 use journal::Journal;
 use outbox::{Outbox, OutboxEntry};
-use state::{Connection, StateHandle};
+use state::{Connection, RuntimeStatus, StateHandle};
 
 /// Exit code of `botmox-agent run` when the agent was revoked.
 pub const EXIT_REVOKED: u8 = 3;
@@ -71,6 +73,11 @@ pub enum RuntimeError {
     Http(#[from] crate::http::HttpError),
     #[error("agent state: {0}")]
     State(#[from] durable::DurableError),
+    /// Another runtime holds `<config-dir>/runtime/agent.lock`.
+    #[error("AGENT_ALREADY_RUNNING: another agent runtime (the agent service or the tray app) is already running on this config dir ({path}); stop it first, or use a different --config-dir")]
+    AlreadyRunning { path: String },
+    #[error("cannot take the runtime lock: {0}")]
+    Lock(String),
 }
 
 impl RuntimeError {
@@ -120,6 +127,9 @@ pub struct RunOptions {
     pub shutdown_grace: Duration,
     /// Loop-level backoff when the server is unreachable (capped at 30 s).
     pub backoff: Backoff,
+    /// Where every status change is also published (the tray app keeps one
+    /// sender across runtime restarts); `None`: a private channel.
+    pub status_tx: Option<watch::Sender<Option<RuntimeStatus>>>,
 }
 
 impl RunOptions {
@@ -129,6 +139,7 @@ impl RunOptions {
             backend,
             shutdown_grace: Duration::from_secs(20),
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 0.2),
+            status_tx: None,
         }
     }
 }
@@ -175,6 +186,11 @@ async fn sleep_or(stop: &Stop, wake: &Notify, d: Duration) {
 /// Runs the agent until `shutdown` fires (Ok) or a fatal answer (Err).
 pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), RuntimeError> {
     let dir = &opts.config_dir;
+    // One runtime per config dir, for as long as this function runs.
+    let _lock = lock::acquire(&runtime_dir(dir)).map_err(|e| match e {
+        lock::LockError::Held { path } => RuntimeError::AlreadyRunning { path },
+        other => RuntimeError::Lock(other.to_string()),
+    })?;
     let cfg = ConfigStore::new(dir).load()?;
     let server = cfg
         .server
@@ -197,9 +213,23 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
     let targets = Arc::new(Targets::load(&cfg, secrets.as_ref(), dir)?);
     let rdir = runtime_dir(dir);
     durable::ensure_dir(&rdir)?;
-    let state = StateHandle::new(&rdir, server.agent_id.clone());
+    let state = match &opts.status_tx {
+        Some(tx) => StateHandle::with_sender(&rdir, server.agent_id.clone(), tx.clone()),
+        None => StateHandle::new(&rdir, server.agent_id.clone()),
+    };
     let outbox = Outbox::new(&rdir);
     let journal = Journal::new(&rdir);
+    if let Some(rec) = journal.load()? {
+        // shown in the recent-commands list as well as reported
+        state.command_finished(state::RecentCommand {
+            id: rec.command_id.clone(),
+            command_type: rec.command_type.clone(),
+            state: state::FinishedState::Failed,
+            error_code: Some("AGENT_RESTARTED".into()),
+            started_at: rec.started_at.clone(),
+            finished_at: state::now(),
+        });
+    }
     recover(&journal, &outbox)?;
     tracing::info!(
         event_name = "agent.runtime.started",
@@ -241,7 +271,10 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
     // First heartbeat: retried forever (capped backoff) until it works.
     let mut failures = 0u32;
     loop {
-        match hb.beat(&stop.token).await {
+        match hb
+            .beat(&heartbeat::Heartbeater::budget(failures), &stop.token)
+            .await
+        {
             Ok(_) => break,
             Err(CallError::Cancelled) => break,
             Err(e) if e.is_fatal() => {
@@ -274,11 +307,16 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
         state: state.clone(),
         shutdown_grace: opts.shutdown_grace,
     };
-    let report_budget = crate::http::budgets::report();
     let mut failures = 0u32;
     while !stop.token.is_cancelled() {
         if !outbox.is_empty() {
-            match outbox.flush(&api, &report_budget, &stop.token).await {
+            // After a failure the loop's backoff is the retry: one try each.
+            let budget = if failures == 0 {
+                crate::http::budgets::report()
+            } else {
+                RetryPolicy::single()
+            };
+            match outbox.flush(&api, &budget, &stop.token).await {
                 Ok(_) => {}
                 Err(CallError::Cancelled) => break,
                 Err(e) if e.is_fatal() => {
@@ -368,5 +406,80 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
             tracing::info!(event_name = "agent.runtime.stopped", "agent stopped");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::{AgentConfig, ServerConfig};
+
+    /// A paired config whose server never answers (port 1), file secrets.
+    pub(crate) fn unreachable_agent(dir: &Path) {
+        ConfigStore::new(dir)
+            .save(&AgentConfig {
+                version: 1,
+                secret_store: Some(SecretBackend::File),
+                server: Some(ServerConfig {
+                    url: "http://127.0.0.1:1".into(),
+                    agent_id: Some("agent-lock-test".into()),
+                    ..ServerConfig::default()
+                }),
+                ..AgentConfig::default()
+            })
+            .unwrap();
+        secrets::open_store(SecretBackend::File, dir)
+            .unwrap()
+            .set(secret_names::AGENT_TOKEN, "bmxa_locktest0123456789")
+            .unwrap();
+    }
+
+    fn opts(dir: &Path) -> RunOptions {
+        let mut o = RunOptions::new(dir.to_path_buf(), SecretBackend::File);
+        o.backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(200), 0.0);
+        o
+    }
+
+    #[tokio::test]
+    async fn one_runtime_per_config_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        unreachable_agent(dir.path());
+        let tx = watch::Sender::new(None);
+        let mut rx = tx.subscribe();
+        let mut first_opts = opts(dir.path());
+        first_opts.status_tx = Some(tx);
+        let stop = CancellationToken::new();
+        let first = tokio::spawn(run(first_opts, stop.clone()));
+        // the first runtime publishes its status on the channel: unreachable
+        let seen = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                rx.changed().await.unwrap();
+                let c = rx.borrow().as_ref().map(|s| s.connection);
+                if c == Some(Connection::Unreachable) {
+                    return c;
+                }
+            }
+        })
+        .await
+        .expect("the runtime reports unreachable");
+        assert_eq!(seen, Some(Connection::Unreachable));
+        assert!(lock::is_held(&runtime_dir(dir.path())));
+
+        // a second runtime on the same dir refuses to start
+        let second = run(opts(dir.path()), CancellationToken::new()).await;
+        match second {
+            Err(RuntimeError::AlreadyRunning { path }) => {
+                assert!(path.ends_with(lock::LOCK_FILE), "{path}")
+            }
+            other => panic!("expected AlreadyRunning, got {other:?}"),
+        }
+
+        // once the first stops, the lock is free again
+        stop.cancel();
+        first.await.unwrap().unwrap();
+        assert!(!lock::is_held(&runtime_dir(dir.path())));
+        let third = CancellationToken::new();
+        third.cancel();
+        run(opts(dir.path()), third).await.unwrap();
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::api::{budgets, AgentApi, CallError};
 use super::journal::{InFlight, Journal};
 use super::outbox::{Delivery, Outbox, OutboxEntry};
-use super::state::{CurrentCommand, StateHandle};
+use super::state::{CurrentCommand, FinishedState, RecentCommand, StateHandle};
 use super::Stop;
 use crate::executor::{execute, ExecContext, ExecError, Targets};
 
@@ -161,7 +161,7 @@ impl Runner {
                 "AGENT_STATE_ERROR",
                 &format!("the agent cannot write its state: {e}"),
             );
-            return self.finish(&cmd, report, stop).await;
+            return self.finish(&cmd, &started_at, report, stop).await;
         }
         self.state.update(|s| {
             s.current_command = Some(CurrentCommand {
@@ -197,6 +197,7 @@ impl Runner {
             Ok(_) => {}
             Err(e @ (CallError::LeaseLost(_) | CallError::InvalidTransition(_))) => {
                 tracing::warn!(command_id = %cmd.id, error = %e, "lease lost before start; not running it");
+                self.record(&cmd, &started_at, FinishedState::Failed, Some(e.code()));
                 self.done(&cmd);
                 return Ok(());
             }
@@ -284,6 +285,7 @@ impl Runner {
         }
         if let Some(e) = signals.lease_lost {
             tracing::warn!(command_id = %cmd.id, error = %e, "result dropped: the lease was lost");
+            self.record(&cmd, &started_at, FinishedState::Failed, Some(e.code()));
             self.done(&cmd);
             return Ok(());
         }
@@ -314,7 +316,19 @@ impl Runner {
             duration_ms = started.elapsed().as_millis() as u64,
             "command finished"
         );
-        self.finish(&cmd, report, stop).await
+        self.finish(&cmd, &started_at, report, stop).await
+    }
+
+    /// Adds the command to the status's `recent_commands`.
+    fn record(&self, cmd: &Command, started_at: &str, state: FinishedState, code: Option<String>) {
+        self.state.command_finished(RecentCommand {
+            id: cmd.id.clone(),
+            command_type: cmd.command_type.clone(),
+            state,
+            error_code: code,
+            started_at: started_at.to_string(),
+            finished_at: now(),
+        });
     }
 
     fn done(&self, cmd: &Command) {
@@ -331,9 +345,16 @@ impl Runner {
     async fn finish(
         &self,
         cmd: &Command,
+        started_at: &str,
         report: CommandReport,
         stop: &Stop,
     ) -> Result<(), CallError> {
+        let state = match report.status {
+            ReportedStatus::Succeeded => FinishedState::Succeeded,
+            ReportedStatus::Cancelled => FinishedState::Cancelled,
+            _ => FinishedState::Failed,
+        };
+        self.record(cmd, started_at, state, report.error_code.clone());
         let entry = OutboxEntry {
             command_id: cmd.id.clone(),
             command_type: cmd.command_type.clone(),

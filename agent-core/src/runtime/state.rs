@@ -1,19 +1,24 @@
 //! What the running agent tells `botmox-agent status`: connection state,
-//! last heartbeat, current command, last error. Kept in
-//! `<config-dir>/runtime/status.json` (no secrets: error messages are
-//! redacted before they are stored).
+//! last heartbeat, current command, the last [`MAX_RECENT`] finished
+//! commands, last error. Kept in `<config-dir>/runtime/status.json` (no
+//! secrets: error messages are redacted before they are stored) and
+//! published on a `tokio::sync::watch` channel ([`StateHandle::subscribe`])
+//! so an in-process UI sees every change without polling.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use super::durable;
 use super::journal::Journal;
 use super::outbox::Outbox;
 
 pub const STATUS_FILE: &str = "status.json";
+/// How many finished commands `recent_commands` keeps (newest first).
+pub const MAX_RECENT: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,6 +40,27 @@ pub struct CurrentCommand {
     pub started_at: String,
 }
 
+/// How a command ended, from this agent's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishedState {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// One entry of `recent_commands`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentCommand {
+    pub id: String,
+    pub command_type: String,
+    pub state: FinishedState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
     pub code: String,
@@ -53,24 +79,49 @@ pub struct RuntimeStatus {
     pub current_command: Option<CurrentCommand>,
     pub last_error: Option<LastError>,
     pub commands_finished: u64,
+    /// The last [`MAX_RECENT`] finished commands, newest first (kept across
+    /// restarts of the runtime).
+    #[serde(default)]
+    pub recent_commands: Vec<RecentCommand>,
 }
 
-/// Shared, file-backed runtime status.
+/// Shared, file-backed runtime status, also published on a watch channel.
 #[derive(Debug, Clone)]
 pub struct StateHandle {
     path: PathBuf,
     inner: Arc<Mutex<RuntimeStatus>>,
+    tx: watch::Sender<Option<RuntimeStatus>>,
 }
 
-fn now() -> String {
+/// RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl StateHandle {
     pub fn new(runtime_dir: &Path, agent_id: Option<String>) -> Self {
+        Self::with_sender(runtime_dir, agent_id, watch::Sender::new(None))
+    }
+
+    /// Like [`StateHandle::new`], publishing on `tx` (which may outlive this
+    /// runtime: the tray keeps one channel across pause/resume).
+    pub fn with_sender(
+        runtime_dir: &Path,
+        agent_id: Option<String>,
+        tx: watch::Sender<Option<RuntimeStatus>>,
+    ) -> Self {
         let t = now();
+        let path = runtime_dir.join(STATUS_FILE);
+        // The recent-commands list survives restarts of the same agent.
+        let recent_commands = durable::read_json::<RuntimeStatus>(&path)
+            .ok()
+            .flatten()
+            .filter(|s| s.agent_id == agent_id)
+            .map(|s| s.recent_commands)
+            .unwrap_or_default();
         let h = StateHandle {
-            path: runtime_dir.join(STATUS_FILE),
+            path,
+            tx,
             inner: Arc::new(Mutex::new(RuntimeStatus {
                 connection: Connection::Starting,
                 pid: std::process::id(),
@@ -81,6 +132,7 @@ impl StateHandle {
                 current_command: None,
                 last_error: None,
                 commands_finished: 0,
+                recent_commands,
             })),
         };
         h.update(|_| {});
@@ -99,6 +151,22 @@ impl StateHandle {
         if let Err(e) = durable::write_json(&self.path, &snapshot) {
             tracing::warn!(error = %e, "cannot write the runtime status file");
         }
+        self.tx.send_replace(Some(snapshot));
+    }
+
+    /// A receiver that sees every later status (the current one first).
+    pub fn subscribe(&self) -> watch::Receiver<Option<RuntimeStatus>> {
+        self.tx.subscribe()
+    }
+
+    /// Records a finished command in `recent_commands` (newest first,
+    /// at most [`MAX_RECENT`]).
+    pub fn command_finished(&self, c: RecentCommand) {
+        self.update(|s| {
+            s.recent_commands.retain(|x| x.id != c.id);
+            s.recent_commands.insert(0, c);
+            s.recent_commands.truncate(MAX_RECENT);
+        });
     }
 
     pub fn get(&self) -> RuntimeStatus {
@@ -128,7 +196,8 @@ impl StateHandle {
     }
 }
 
-fn process_alive(pid: u32) -> Option<bool> {
+/// Whether process `pid` exists (`None`: cannot tell on this OS).
+pub fn process_alive(pid: u32) -> Option<bool> {
     if cfg!(target_os = "linux") {
         Some(Path::new(&format!("/proc/{pid}")).exists())
     } else {
@@ -148,6 +217,7 @@ pub fn snapshot(runtime_dir: &Path) -> Value {
         None => json!({
             "connection": "never_started",
             "process_running": false,
+            "recent_commands": [],
             "outbox_size": outbox,
             "in_progress": inflight,
         }),
@@ -175,9 +245,111 @@ pub fn snapshot(runtime_dir: &Path) -> Value {
                 "current_command": s.current_command,
                 "last_error": s.last_error,
                 "commands_finished": s.commands_finished,
+                "recent_commands": s.recent_commands,
                 "outbox_size": outbox,
                 "in_progress": inflight,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rc(i: usize, state: FinishedState) -> RecentCommand {
+        RecentCommand {
+            id: format!("cmd-{i}"),
+            command_type: "proxmox.status".into(),
+            state,
+            error_code: (state == FinishedState::Failed).then(|| "PROXMOX_UNREACHABLE".into()),
+            started_at: now(),
+            finished_at: now(),
+        }
+    }
+
+    #[test]
+    fn recent_commands_are_bounded_newest_first_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = StateHandle::new(dir.path(), Some("agent-1".into()));
+        for i in 0..25 {
+            let st = match i % 3 {
+                0 => FinishedState::Succeeded,
+                1 => FinishedState::Failed,
+                _ => FinishedState::Cancelled,
+            };
+            h.command_finished(rc(i, st));
+        }
+        let s = h.get();
+        assert_eq!(s.recent_commands.len(), MAX_RECENT);
+        assert_eq!(s.recent_commands[0].id, "cmd-24");
+        assert_eq!(s.recent_commands[MAX_RECENT - 1].id, "cmd-5");
+        // the same id again moves to the front instead of duplicating
+        h.command_finished(rc(10, FinishedState::Succeeded));
+        let s = h.get();
+        assert_eq!(s.recent_commands[0].id, "cmd-10");
+        assert_eq!(
+            s.recent_commands
+                .iter()
+                .filter(|c| c.id == "cmd-10")
+                .count(),
+            1
+        );
+        // written to status.json and shown by snapshot()
+        let snap = snapshot(dir.path());
+        assert_eq!(
+            snap["recent_commands"].as_array().unwrap().len(),
+            MAX_RECENT
+        );
+        assert_eq!(snap["recent_commands"][0]["id"], "cmd-10");
+        assert_eq!(snap["recent_commands"][1]["state"], "succeeded"); // cmd-24
+        assert_eq!(snap["recent_commands"][2]["state"], "cancelled"); // cmd-23
+        assert_eq!(snap["recent_commands"][3]["state"], "failed"); // cmd-22
+        assert_eq!(
+            snap["recent_commands"][3]["error_code"],
+            "PROXMOX_UNREACHABLE"
+        );
+        // a restart of the same agent keeps the list; another agent starts clean
+        let again = StateHandle::new(dir.path(), Some("agent-1".into()));
+        assert_eq!(again.get().recent_commands.len(), MAX_RECENT);
+        let other = StateHandle::new(dir.path(), Some("agent-2".into()));
+        assert!(other.get().recent_commands.is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_change_is_published_on_the_watch_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let tx = watch::Sender::new(None);
+        let mut rx = tx.subscribe();
+        let h = StateHandle::with_sender(dir.path(), Some("a".into()), tx);
+        // the initial status is already there
+        assert_eq!(
+            rx.borrow_and_update().as_ref().map(|s| s.connection),
+            Some(Connection::Starting)
+        );
+        let mut rx2 = h.subscribe();
+        rx2.borrow_and_update();
+        let h2 = h.clone();
+        let waiter = tokio::spawn(async move {
+            rx2.changed().await.unwrap();
+            rx2.borrow().as_ref().map(|s| s.connection)
+        });
+        tokio::task::yield_now().await;
+        h2.heartbeat_ok();
+        assert_eq!(waiter.await.unwrap(), Some(Connection::Online));
+        rx.changed().await.unwrap();
+        assert!(rx.borrow().as_ref().unwrap().last_heartbeat_at.is_some());
+        h.error("NETWORK_ERROR", "boom");
+        rx.changed().await.unwrap();
+        assert_eq!(
+            rx.borrow()
+                .as_ref()
+                .unwrap()
+                .last_error
+                .as_ref()
+                .unwrap()
+                .code,
+            "NETWORK_ERROR"
+        );
     }
 }
