@@ -346,3 +346,22 @@ async fn cli_with_secret_service_under_dbus_run_session() {
     assert_no_secret_in(&dir.path().join("logs"), &[sim.token_secret()]);
     sim.assert_no_violations();
 }
+
+/// Windows service mode exists only on Windows; on Linux every `service`
+/// subcommand fails and points to the systemd unit instead of pretending.
+#[test]
+fn service_commands_point_to_systemd_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [
+        &["service", "install"][..],
+        &["service", "uninstall"],
+        &["service", "run"],
+    ] {
+        let (ok, _out, err) = agent(dir.path(), "file", sub, None);
+        assert!(!ok, "{sub:?} must fail on Linux");
+        assert!(
+            err.contains("only available on Windows") && err.contains("systemd"),
+            "{sub:?}: {err}"
+        );
+    }
+}

@@ -5,7 +5,9 @@
 
 mod cli;
 mod common;
+mod e2e_actions;
 mod http;
 mod proxmox;
+mod recovery;
 mod runtime;
 mod ssh;

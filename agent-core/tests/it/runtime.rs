@@ -21,18 +21,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_botmox-agent");
 
 // ------------------------------------------------------------------ server
 
-struct Server {
-    running: Option<RunningServer>,
-    settings: Settings,
+pub(crate) struct Server {
+    pub(crate) running: Option<RunningServer>,
+    pub(crate) settings: Settings,
     _data: tempfile::TempDir,
-    data_dir: PathBuf,
-    url: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) url: String,
     http: reqwest::Client,
     admin_password: String,
-    admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,9 +42,18 @@ fn free_port() -> u16 {
 
 impl Server {
     /// `tls`: "self-signed" (the bundle then carries the pin) or "off".
-    async fn start(tls: &str, lease_s: u64) -> Server {
+    pub(crate) async fn start(tls: &str, lease_s: u64) -> Server {
+        Server::start_with(tls, lease_s, |_| {}).await
+    }
+
+    /// Like [`Server::start`], with `tune` adjusting the settings first.
+    pub(crate) async fn start_with(
+        tls: &str,
+        lease_s: u64,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Server {
         let data = tempfile::tempdir().unwrap();
-        let settings = Settings {
+        let mut settings = Settings {
             listen: Some(format!("127.0.0.1:{}", free_port())),
             tls: Some(tls.into()),
             data_dir: Some(data.path().to_path_buf()),
@@ -57,6 +66,7 @@ impl Server {
             public_rate_limit_per_minute: Some(1_000),
             ..Default::default()
         };
+        tune(&mut settings);
         let mut s = Server {
             running: None,
             data_dir: data.path().to_path_buf(),
@@ -80,7 +90,7 @@ impl Server {
     }
 
     /// Starts (again) with the same settings: same port, data dir, database.
-    async fn boot(&mut self) {
+    pub(crate) async fn boot(&mut self) {
         let cfg = Config::from_settings(self.settings.clone()).expect("valid server config");
         let deadline = Instant::now() + Duration::from_secs(20);
         let running = loop {
@@ -97,14 +107,14 @@ impl Server {
         self.running = Some(running);
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown(Duration::from_secs(2)).await.unwrap();
         }
     }
 
     /// Direct SQL on the server's database (to age a token).
-    async fn sql(&self, q: &str) {
+    pub(crate) async fn sql(&self, q: &str) {
         let db = &self.running.as_ref().expect("server running").db;
         sqlx::query(q)
             .execute(db.writer())
@@ -112,7 +122,7 @@ impl Server {
             .unwrap_or_else(|e| panic!("{q}: {e}"));
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.url));
@@ -131,7 +141,7 @@ impl Server {
         )
     }
 
-    async fn login(&mut self) {
+    pub(crate) async fn login(&mut self) {
         let (st, body) = self
             .call(
                 "POST",
@@ -144,7 +154,7 @@ impl Server {
     }
 
     /// Creates a pairing; returns (agent id, bundle, pairing code).
-    async fn pairing(&self) -> (String, String, String) {
+    pub(crate) async fn pairing(&self) -> (String, String, String) {
         let (st, body) = self
             .call(
                 "POST",
@@ -161,7 +171,7 @@ impl Server {
         )
     }
 
-    async fn agent_connection(&self, id: &str) -> String {
+    pub(crate) async fn agent_connection(&self, id: &str) -> String {
         let (st, body) = self
             .call("GET", &format!("/api/v1/agents/{id}"), None)
             .await;
@@ -172,7 +182,7 @@ impl Server {
             .to_string()
     }
 
-    async fn wait_online(&self, id: &str, within: Duration) {
+    pub(crate) async fn wait_online(&self, id: &str, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let c = self.agent_connection(id).await;
@@ -185,7 +195,7 @@ impl Server {
     }
 
     /// Dispatches `proxmox.<action>`; returns the command id.
-    async fn dispatch(&self, agent_id: &str, action: &str, params: Value) -> String {
+    pub(crate) async fn dispatch(&self, agent_id: &str, action: &str, params: Value) -> String {
         let (st, body) = self
             .call(
                 "POST",
@@ -197,7 +207,7 @@ impl Server {
         body["data"]["id"].as_str().unwrap().to_string()
     }
 
-    async fn command(&self, id: &str) -> Value {
+    pub(crate) async fn command(&self, id: &str) -> Value {
         let (st, body) = self
             .call("GET", &format!("/api/v1/vm-ops/commands/{id}"), None)
             .await;
@@ -205,7 +215,7 @@ impl Server {
         body["data"].clone()
     }
 
-    async fn wait_status(&self, id: &str, want: &[&str], within: Duration) -> Value {
+    pub(crate) async fn wait_status(&self, id: &str, want: &[&str], within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let c = self.command(id).await;
@@ -221,7 +231,7 @@ impl Server {
     }
 
     /// Dispatches and waits for a terminal status.
-    async fn run(&self, agent_id: &str, action: &str, params: Value) -> Value {
+    pub(crate) async fn run(&self, agent_id: &str, action: &str, params: Value) -> Value {
         let id = self.dispatch(agent_id, action, params).await;
         self.wait_status(
             &id,
@@ -231,26 +241,85 @@ impl Server {
         .await
     }
 
-    async fn run_ok(&self, agent_id: &str, action: &str, params: Value) -> Value {
+    pub(crate) async fn run_ok(&self, agent_id: &str, action: &str, params: Value) -> Value {
         let c = self.run(agent_id, action, params.clone()).await;
         assert_eq!(c["status"], "succeeded", "{action} {params}: {c}");
         c["result"].clone()
+    }
+
+    /// The stored events of one command, oldest first, read through the
+    /// SSE endpoint `GET /api/v1/vm-ops/events?command_id=` (from event 0;
+    /// the stream is read until it has been quiet for a moment).
+    pub(crate) async fn command_events(&self, command_id: &str) -> Vec<(String, Value)> {
+        let mut req = self.http.get(format!(
+            "{}/api/v1/vm-ops/events?command_id={command_id}&last_event_id=0",
+            self.url
+        ));
+        if let Some(t) = &self.admin_token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send().await.expect("GET events");
+        assert_eq!(resp.status().as_u16(), 200, "events stream");
+        let mut text = String::new();
+        // The stored events come at once; then the stream idles.
+        while let Ok(chunk) = tokio::time::timeout(Duration::from_millis(1500), resp.chunk()).await
+        {
+            match chunk.expect("events stream chunk") {
+                Some(b) => text.push_str(&String::from_utf8_lossy(&b)),
+                None => break,
+            }
+        }
+        let mut out = Vec::new();
+        for block in text.split("\n\n") {
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_string());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = Some(serde_json::from_str::<Value>(v.trim()).expect("event data"));
+                }
+            }
+            if let (Some(e), Some(d)) = (event, data) {
+                assert_eq!(d["command_id"], command_id, "{d}");
+                out.push((e, d));
+            }
+        }
+        out
+    }
+
+    /// The terminal events (`command.succeeded|failed|cancelled|expired`) of
+    /// a command: exactly one when its outcome was delivered once.
+    pub(crate) async fn final_events(&self, command_id: &str) -> Vec<(String, Value)> {
+        self.command_events(command_id)
+            .await
+            .into_iter()
+            .filter(|(e, _)| {
+                [
+                    "command.succeeded",
+                    "command.failed",
+                    "command.cancelled",
+                    "command.expired",
+                ]
+                .contains(&e.as_str())
+            })
+            .collect()
     }
 }
 
 // ------------------------------------------------------------------ agent
 
-struct Agent {
-    dir: PathBuf,
+pub(crate) struct Agent {
+    pub(crate) dir: PathBuf,
     /// stdout/stderr of `run` (outside the config dir).
-    out_dir: PathBuf,
+    pub(crate) out_dir: PathBuf,
     _tmp: tempfile::TempDir,
-    child: Option<Child>,
+    pub(crate) child: Option<Child>,
     runs: u32,
 }
 
 impl Agent {
-    fn new() -> Agent {
+    pub(crate) fn new() -> Agent {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("config");
         let out_dir = tmp.path().join("out");
@@ -265,7 +334,7 @@ impl Agent {
     }
 
     /// Runs one CLI command to completion: (exit code, stdout, stderr).
-    fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    pub(crate) fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         let mut child = Command::new(BIN)
             .arg("--config-dir")
             .arg(&self.dir)
@@ -290,7 +359,11 @@ impl Agent {
         )
     }
 
-    async fn cli_async(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    pub(crate) async fn cli_async(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> (i32, String, String) {
         let dir = self.dir.clone();
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let stdin = stdin.map(str::to_string);
@@ -309,7 +382,7 @@ impl Agent {
         .unwrap()
     }
 
-    async fn add_sim_target(&self, sim: &PveSim) {
+    pub(crate) async fn add_sim_target(&self, sim: &PveSim) {
         let (code, out, err) = self
             .cli_async(
                 &[
@@ -334,7 +407,7 @@ impl Agent {
     }
 
     /// Starts `botmox-agent run` in the background.
-    fn spawn_run(&mut self) {
+    pub(crate) fn spawn_run(&mut self) {
         self.runs += 1;
         let out =
             std::fs::File::create(self.out_dir.join(format!("run{}.out", self.runs))).unwrap();
@@ -359,13 +432,31 @@ impl Agent {
         self.child = Some(child);
     }
 
-    fn stderr(&self) -> String {
+    /// Every JSON log line of every run (`<config-dir>/logs/agent.*.log`).
+    pub(crate) fn log_lines(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for f in walk(&self.dir.join("logs")) {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            out.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+        }
+        out
+    }
+
+    /// Log lines whose `event_name` is `event` and that mention `needle`.
+    pub(crate) fn log_events(&self, event: &str, needle: &str) -> Vec<Value> {
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l.to_string().contains(event) && l.to_string().contains(needle))
+            .collect()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(self.out_dir.join(format!("run{}.err", self.runs)))
             .unwrap_or_default()
     }
 
     /// Waits for the `run` process to exit; returns its exit code.
-    async fn wait_exit(&mut self, within: Duration) -> i32 {
+    pub(crate) async fn wait_exit(&mut self, within: Duration) -> i32 {
         let deadline = Instant::now() + within;
         let child = self.child.as_mut().expect("agent running");
         loop {
@@ -383,13 +474,13 @@ impl Agent {
         }
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let mut c = self.child.take().expect("agent running");
         c.kill().unwrap(); // SIGKILL
         c.wait().unwrap();
     }
 
-    fn sigterm(&self) {
+    pub(crate) fn sigterm(&self) {
         let pid = self.child.as_ref().expect("agent running").id();
         let st = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -398,17 +489,17 @@ impl Agent {
         assert!(st.success());
     }
 
-    async fn status(&self) -> Value {
+    pub(crate) async fn status(&self) -> Value {
         let (code, out, err) = self.cli_async(&["status", "--json"], None).await;
         assert_eq!(code, 0, "status: {err}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("status json {e}: {out}"))
     }
 
-    fn runtime_dir(&self) -> PathBuf {
+    pub(crate) fn runtime_dir(&self) -> PathBuf {
         self.dir.join("runtime")
     }
 
-    fn outbox_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn outbox_files(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.runtime_dir().join("outbox"))
             .map(|rd| {
                 rd.filter_map(Result::ok)
@@ -419,7 +510,7 @@ impl Agent {
             .unwrap_or_default()
     }
 
-    fn agent_token(&self) -> String {
+    pub(crate) fn agent_token(&self) -> String {
         let s: Value = serde_json::from_str(
             &std::fs::read_to_string(self.dir.join("secrets/secrets.json")).unwrap(),
         )
@@ -440,7 +531,7 @@ impl Drop for Agent {
     }
 }
 
-async fn sim() -> PveSim {
+pub(crate) async fn sim() -> PveSim {
     PveSim::start_with(SimConfig {
         task_duration: Duration::from_millis(100),
         ..SimConfig::default()
@@ -449,7 +540,7 @@ async fn sim() -> PveSim {
     .expect("pve-sim starts")
 }
 
-async fn paired_agent(server: &Server, sim: &PveSim) -> (Agent, String, String) {
+pub(crate) async fn paired_agent(server: &Server, sim: &PveSim) -> (Agent, String, String) {
     let (agent_id, bundle, code) = server.pairing().await;
     let agent = Agent::new();
     let (c, out, err) = agent.cli_async(&["pair", &bundle], None).await;
@@ -459,7 +550,7 @@ async fn paired_agent(server: &Server, sim: &PveSim) -> (Agent, String, String) 
     (agent, agent_id, code)
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -474,7 +565,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -871,6 +962,7 @@ async fn killed_mid_command_reports_once_after_restart() {
     assert_eq!(c["status"], "failed", "{c}");
     assert_eq!(c["error_code"], "AGENT_RESTARTED", "{c}");
     assert_eq!(c["attempt"], 1, "claimed once: {c}");
+    assert!(c["result"].is_null(), "{c}");
     assert!(!inflight.exists());
 
     // Release the task: nothing runs the old command again. A new command
@@ -887,6 +979,39 @@ async fn killed_mid_command_reports_once_after_restart() {
         agent.outbox_files().is_empty()
     })
     .await;
+
+    // The server's history of the command: claimed once, never requeued,
+    // exactly one final report (failed, AGENT_RESTARTED), and the executor
+    // started once (one "started" output line): nothing lost, nothing twice.
+    let events = server.command_events(&id).await;
+    let kinds: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    let count = |k: &str| kinds.iter().filter(|x| **x == k).count();
+    assert_eq!(count("command.queued"), 1, "{kinds:?}");
+    assert_eq!(count("command.dispatched"), 1, "{kinds:?}");
+    assert_eq!(count("command.requeued"), 0, "{kinds:?}");
+    let finals = server.final_events(&id).await;
+    assert_eq!(finals.len(), 1, "one final report: {kinds:?}");
+    assert_eq!(finals[0].0, "command.failed", "{kinds:?}");
+    let fin = &finals[0].1["data"]["command"];
+    assert_eq!(fin["error_code"], "AGENT_RESTARTED", "{fin}");
+    assert_eq!(fin["attempt"], 1, "{fin}");
+    assert_eq!(kinds.last(), Some(&"command.failed"), "{kinds:?}");
+    let (s, out) = server
+        .call("GET", &format!("/api/v1/vm-ops/commands/{id}/output"), None)
+        .await;
+    assert_eq!(s, 200, "{out}");
+    let started = out["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["data"]
+                .as_str()
+                .unwrap_or("")
+                .contains("started (attempt")
+        })
+        .count();
+    assert_eq!(started, 1, "the executor ran once: {out}");
 
     // graceful stop
     agent.sigterm();
