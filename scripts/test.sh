@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-test-env.sh
+# Tauri build deps, Xvfb, WebKitWebDriver and the Tauri CLI (tray app, its
+# GUI test and the deb package test).
+bash scripts/gui-test-env.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -14,10 +17,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # Windows-only code (cfg(windows)) must at least compile. The target comes
 # from rustup, which may not be reachable: then say so plainly and go on.
-echo "== Windows cross-check: cargo check -p agent-core --target x86_64-pc-windows-gnu"
+echo "== Windows cross-check: cargo clippy -p agent-core -p agent-tauri --target x86_64-pc-windows-gnu"
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu \
    || timeout 180 rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1; then
-  cargo check -p agent-core --locked --target x86_64-pc-windows-gnu
+  cargo clippy -p agent-core -p agent-tauri --locked --target x86_64-pc-windows-gnu -- -D warnings
   echo "Windows cross-check: passed"
 else
   echo "Windows cross-check NOT RUN: the rustup target x86_64-pc-windows-gnu could not be installed on this machine"
@@ -31,3 +34,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+echo "== tray app deb package: build, dpkg -i, start, dpkg -r"
+bash scripts/test-deb.sh
