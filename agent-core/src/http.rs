@@ -105,7 +105,8 @@ pub fn transport_error(e: &reqwest::Error) -> HttpError {
     }
 }
 
-/// Retry budgets per kind of call (after Buildkite's agent).
+/// Retry budgets per kind of call (after Buildkite's agent); the table is in
+/// docs/protocol.md §8.
 pub mod budgets {
     use super::*;
     /// register: a pairing code is single-use and the server is idempotent on it.
@@ -137,6 +138,43 @@ pub mod budgets {
             Duration::from_secs(1),
             Duration::from_secs(2),
             Duration::from_secs(15),
+        )
+    }
+    /// Lease renewals: must finish well within `lease_s / 3`.
+    pub fn renew(window: Duration) -> RetryPolicy {
+        RetryPolicy::exponential(
+            4,
+            Duration::from_millis(500),
+            Duration::from_secs(5),
+            window.max(Duration::from_secs(1)),
+        )
+    }
+    /// The long poll: 3 attempts (network errors, 5xx, 429 with its
+    /// `Retry-After`), then the loop's own backoff takes over.
+    pub fn poll() -> RetryPolicy {
+        RetryPolicy::exponential(
+            3,
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+            Duration::from_secs(90),
+        )
+    }
+    /// Output chunks: best effort, never blocks a command for long.
+    pub fn output() -> RetryPolicy {
+        RetryPolicy::exponential(
+            3,
+            Duration::from_millis(500),
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+        )
+    }
+    /// The last outbox flush on shutdown.
+    pub fn final_flush() -> RetryPolicy {
+        RetryPolicy::exponential(
+            2,
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            Duration::from_secs(3),
         )
     }
 }

@@ -105,48 +105,6 @@ impl CallError {
     }
 }
 
-/// Budgets of the runtime's calls.
-pub mod budgets {
-    use super::*;
-    /// Lease renewals: must finish well within `lease_s / 3`.
-    pub fn renew(window: Duration) -> RetryPolicy {
-        RetryPolicy::exponential(
-            4,
-            Duration::from_millis(500),
-            Duration::from_secs(5),
-            window.max(Duration::from_secs(1)),
-        )
-    }
-    /// The long poll: 3 attempts (network errors, 5xx, 429 with its
-    /// `Retry-After`), then the loop's own backoff takes over.
-    pub fn poll() -> RetryPolicy {
-        RetryPolicy::exponential(
-            3,
-            Duration::from_secs(1),
-            Duration::from_secs(30),
-            Duration::from_secs(90),
-        )
-    }
-    /// Output chunks: best effort, never blocks a command for long.
-    pub fn output() -> RetryPolicy {
-        RetryPolicy::exponential(
-            3,
-            Duration::from_millis(500),
-            Duration::from_secs(2),
-            Duration::from_secs(10),
-        )
-    }
-    /// The last outbox flush on shutdown.
-    pub fn final_flush() -> RetryPolicy {
-        RetryPolicy::exponential(
-            2,
-            Duration::from_millis(500),
-            Duration::from_secs(1),
-            Duration::from_secs(3),
-        )
-    }
-}
-
 /// The agent's side of the protocol. The token can be swapped (rotation)
 /// while calls are in flight; each call uses the token current at its start.
 #[derive(Debug)]
@@ -239,7 +197,7 @@ impl AgentApi {
                 Method::GET,
                 &path,
                 None,
-                &budgets::poll(),
+                &http::budgets::poll(),
                 cancel,
                 Some(Duration::from_millis(ms) + Duration::from_secs(15)),
             )
@@ -280,7 +238,7 @@ impl AgentApi {
             Method::POST,
             &format!("/api/v1/vm-ops/commands/{command_id}/output"),
             Some(&OutputAppend { chunks }),
-            &budgets::output(),
+            &http::budgets::output(),
             cancel,
         )
         .await

@@ -390,7 +390,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
                     Duration::from_secs(5),
                     outbox.flush(
                         &api,
-                        &api::budgets::final_flush(),
+                        &crate::http::budgets::final_flush(),
                         &CancellationToken::new(),
                     ),
                 )

@@ -11,12 +11,13 @@ use botmox_protocol::{Command, CommandReport, OutputChunk, OutputStream, Reporte
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{budgets, AgentApi, CallError};
+use super::api::{AgentApi, CallError};
 use super::journal::{InFlight, Journal};
 use super::outbox::{Delivery, Outbox, OutboxEntry};
 use super::state::{CurrentCommand, FinishedState, RecentCommand, StateHandle};
 use super::Stop;
 use crate::executor::{execute, ExecContext, ExecError, Targets};
+use crate::http::budgets;
 
 /// The server's limit for `error_message`.
 const MAX_MESSAGE_CHARS: usize = 4000;

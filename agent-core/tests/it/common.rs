@@ -126,3 +126,33 @@ pub fn run_tool(program: &str, args: &[&str]) -> std::process::Output {
             )
         })
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A passphrase-less ed25519 key pair at `path` (+ `.pub`).
+pub fn keygen(path: &std::path::Path) {
+    let out = run_tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

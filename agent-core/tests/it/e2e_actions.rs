@@ -15,8 +15,8 @@ use control_server::bus::commands::{PROXMOX_ACTIONS, SSH_ACTIONS};
 use pve_sim::{PveSim, TaskOutcome, VmStatus};
 use serde_json::{json, Value};
 
-use crate::common::run_tool;
-use crate::runtime::{free_port, sim, Agent, Server};
+use crate::common::{free_port, keygen, run_tool};
+use crate::runtime::{sim, Agent, Server};
 
 const TEST_USER: &str = "botmox-ssh-test";
 const TEST_USER_PASSWORD_FILE: &str = "/var/lib/botmox-test/ssh-password";
@@ -38,26 +38,6 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn keygen(path: &Path) {
-    let out = run_tool(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            path.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "ssh-keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn start_sshd() -> Sshd {

@@ -4,7 +4,6 @@
 //! relies on a fixed sleep as an assertion.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use control_server::server::{self, RunningServer};
 use pve_sim::{PveSim, SimConfig, VmStatus};
 use serde_json::{json, Value};
 
-use crate::common::run_tool;
+use crate::common::{free_port, run_tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_botmox-agent");
 
@@ -30,14 +29,6 @@ pub(crate) struct Server {
     http: reqwest::Client,
     admin_password: String,
     pub(crate) admin_token: Option<String>,
-}
-
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Server {

@@ -29,34 +29,6 @@ impl Drop for Sshd {
     }
 }
 
-fn keygen(path: &Path) {
-    let out = run_tool(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            path.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "ssh-keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `/usr/sbin/sshd -D -f CONFIG -e` with key auth for root through an
 /// AuthorizedKeysFile in the temp dir, and password auth enabled (used only
 /// for the wrong-password case).
