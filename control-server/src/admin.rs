@@ -3,15 +3,14 @@
 
 use std::io::BufRead;
 
-use crate::accounts::{self, CreateUser};
 use crate::auth::secret;
 use crate::cli::{AdminCommand, TenantCommand, TokenCommand, UserCommand};
-use crate::db::Db;
-use crate::store::tokens;
-use crate::store::users::{self, UserRow};
-use crate::store::{ms_to_rfc3339, tenants, TenantScope};
+use crate::db::ids::{TenantId, TokenId};
+use crate::db::{ms_to_rfc3339, TenantScope};
+use crate::domains::accounts::service::{CreateUser, UserRow};
+use crate::domains::accounts::{AccountError, AccountsService};
 
-pub async fn run(db: &Db, cmd: AdminCommand) -> anyhow::Result<()> {
+pub async fn run(db: &AccountsService, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Tenant { command } => tenant(db, command).await,
         AdminCommand::User { command } => user(db, command).await,
@@ -19,31 +18,23 @@ pub async fn run(db: &Db, cmd: AdminCommand) -> anyhow::Result<()> {
     }
 }
 
-fn fail(e: accounts::AccountError) -> anyhow::Error {
+fn fail(e: AccountError) -> anyhow::Error {
     match e {
-        accounts::AccountError::Invalid(f) => anyhow::anyhow!(
-            "{}",
-            f.0.iter()
-                .map(|(k, m)| format!("{k}: {m}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
+        AccountError::Invalid(f) => anyhow::anyhow!("{f}"),
         other => anyhow::anyhow!("{other}"),
     }
 }
 
-async fn tenant(db: &Db, cmd: TenantCommand) -> anyhow::Result<()> {
+async fn tenant(db: &AccountsService, cmd: TenantCommand) -> anyhow::Result<()> {
     match cmd {
         TenantCommand::Create { id, name } => {
             let name = name.unwrap_or_else(|| id.clone());
-            let t = accounts::create_tenant(db, &id, &name)
-                .await
-                .map_err(fail)?;
+            let t = db.create_tenant(&id, &name).await.map_err(fail)?;
             println!("created tenant {} ({})", t.id, t.name);
         }
         TenantCommand::List => {
             println!("{:<24} {:<32} {:<25} STATUS", "ID", "NAME", "CREATED");
-            for t in tenants::list(db.pool()).await? {
+            for t in db.all_tenants().await.map_err(fail)? {
                 let status = if t.disabled_at.is_some() {
                     "disabled"
                 } else {
@@ -61,10 +52,10 @@ async fn tenant(db: &Db, cmd: TenantCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn find_user(db: &Db, email: &str) -> anyhow::Result<UserRow> {
-    let email = accounts::normalize_email(email).map_err(|m| anyhow::anyhow!("email: {m}"))?;
-    users::find_by_email(db.pool(), &email)
-        .await?
+async fn find_user(db: &AccountsService, email: &str) -> anyhow::Result<UserRow> {
+    db.find_user_by_email(email)
+        .await
+        .map_err(fail)?
         .ok_or_else(|| anyhow::anyhow!("no user with e-mail {email}"))
 }
 
@@ -82,7 +73,7 @@ fn read_password_stdin() -> anyhow::Result<String> {
     Ok(pw)
 }
 
-async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
+async fn user(db: &AccountsService, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Create {
             tenant,
@@ -96,18 +87,16 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
             } else {
                 (secret::generate_password(), true)
             };
-            let u = accounts::create_user(
-                db,
-                CreateUser {
-                    tenant_id: &tenant,
+            let u = db
+                .create_user(CreateUser {
+                    tenant_id: &TenantId::from(tenant),
                     email: &email,
                     role: &role,
                     infra,
                     password: &password,
-                },
-            )
-            .await
-            .map_err(fail)?;
+                })
+                .await
+                .map_err(fail)?;
             eprintln!(
                 "created user {} ({}) in tenant {}",
                 u.email, u.role, u.tenant_id
@@ -122,13 +111,14 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
                 "{:<38} {:<16} {:<32} {:<9} {:<6} STATUS",
                 "ID", "TENANT", "EMAIL", "ROLE", "INFRA"
             );
-            for u in users::list_all(db.pool(), tenant.as_deref()).await? {
+            let tenant = tenant.map(TenantId::from);
+            for u in db.list_all_users(tenant.as_ref()).await.map_err(fail)? {
                 println!(
                     "{:<38} {:<16} {:<32} {:<9} {:<6} {}",
                     u.id,
                     u.tenant_id,
                     u.email,
-                    u.role,
+                    u.role.as_str(),
                     if u.platform_role.is_some() {
                         "yes"
                     } else {
@@ -145,7 +135,8 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::SetRole { email, role, infra } => {
             let u = find_user(db, &email).await?;
             let infra = infra.unwrap_or(u.platform_role.is_some());
-            let u = accounts::set_role(db, &scope(&u), &u.id, &role, infra)
+            let u = db
+                .set_role(&scope(&u), &u.id, &role, infra)
                 .await
                 .map_err(fail)?;
             println!(
@@ -161,14 +152,14 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Disable { email } => {
             let u = find_user(db, &email).await?;
-            accounts::set_disabled(db, &scope(&u), &u.id, true)
+            db.set_disabled(&scope(&u), &u.id, true)
                 .await
                 .map_err(fail)?;
             println!("{}: disabled, tokens revoked", u.email);
         }
         UserCommand::Enable { email } => {
             let u = find_user(db, &email).await?;
-            accounts::set_disabled(db, &scope(&u), &u.id, false)
+            db.set_disabled(&scope(&u), &u.id, false)
                 .await
                 .map_err(fail)?;
             println!("{}: enabled", u.email);
@@ -183,9 +174,7 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
             } else {
                 (secret::generate_password(), true)
             };
-            accounts::set_password(db, &u, &password)
-                .await
-                .map_err(fail)?;
+            db.set_password(&u, &password).await.map_err(fail)?;
             eprintln!("{}: password changed, existing tokens revoked", u.email);
             if generated {
                 eprintln!("generated password (shown once):");
@@ -196,16 +185,14 @@ async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn token(db: &Db, cmd: TokenCommand) -> anyhow::Result<()> {
+async fn token(db: &AccountsService, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { email, name, ttl } => {
             let u = find_user(db, &email).await?;
             if u.disabled_at.is_some() {
                 anyhow::bail!("{} is disabled", u.email);
             }
-            let (token, row) = accounts::create_api_token(db, &u, &name, ttl)
-                .await
-                .map_err(fail)?;
+            let (token, row) = db.issue_api_token(&u, &name, ttl).await.map_err(fail)?;
             eprintln!(
                 "created API token {} for {} (expires {}); shown once:",
                 row.id,
@@ -220,7 +207,7 @@ async fn token(db: &Db, cmd: TokenCommand) -> anyhow::Result<()> {
                 "{:<38} {:<20} {:<12} {:<25} {:<25} STATUS",
                 "ID", "NAME", "HINT", "EXPIRES", "LAST USED"
             );
-            for t in tokens::list_for_user(db.pool(), &scope(&u), &u.id, "api").await? {
+            for t in db.api_tokens_of(&u).await.map_err(fail)? {
                 println!(
                     "{:<38} {:<20} {:<12} {:<25} {:<25} {}",
                     t.id,
@@ -239,13 +226,14 @@ async fn token(db: &Db, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let Some(tenant) = tokens::tenant_of_api_token(db.pool(), &id).await? else {
-                anyhow::bail!("no API token with id {id}");
-            };
-            if tokens::revoke(db.writer(), &TenantScope::new(tenant), &id).await? {
-                println!("revoked {id}");
-            } else {
-                println!("{id} was already revoked");
+            match db
+                .revoke_api_token_anywhere(&TokenId::from(id.as_str()))
+                .await
+            {
+                Ok(true) => println!("revoked {id}"),
+                Ok(false) => println!("{id} was already revoked"),
+                Err(AccountError::TokenNotFound) => anyhow::bail!("no API token with id {id}"),
+                Err(e) => return Err(fail(e)),
             }
         }
     }

@@ -1,28 +1,32 @@
 //! Bot-Mox control server: the multi-tenant REST API, its storage and auth.
 //!
 //! Module map (each has one reason to change):
-//! * [`config`] — flags/env/TOML → validated [`config::Config`]
-//! * [`db`] — one `sqlx::Any` pool for SQLite or PostgreSQL, migrations
-//! * [`store`] — SQL per table family; tenant data takes a [`store::TenantScope`]
-//! * [`auth`] — identities, roles, tokens, passwords, external JWT, throttling
-//! * [`accounts`] — tenant/user/API-token rules shared by HTTP and CLI
-//! * [`bus`] — agents and the command bus (pairing, leases, reports, sweeper, events)
-//! * [`http`] — router, middleware, handlers, OpenAPI
-//! * [`tls`], [`bootstrap`], [`telemetry`], [`server`], [`admin`], [`cli`]
+//! * [`domains`] — one folder per capability (routes, rules, SQL):
+//!   accounts, agents, commands, events, health
+//! * [`http`] — router assembly, middleware, extractors, envelopes, the
+//!   error type and the error-code table
+//! * [`db`] — pools by type (reader/writer/transactions), tenant scope, typed
+//!   ids, text enums, the list-query kit, storage errors
+//! * [`auth`] — identities, roles, token/password primitives, external JWT,
+//!   sign-in throttling
+//! * [`notify`] — wake-ups for long polls and event streams (in-process and
+//!   PostgreSQL `LISTEN/NOTIFY`); [`sweeper`] — the reliability sweeper
+//! * [`config`], [`validate`], [`state`], [`tls`], [`bootstrap`],
+//!   [`telemetry`], [`server`], [`admin`], [`cli`], [`fsutil`]
 
-pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod bootstrap;
-pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod error;
+pub mod domains;
 pub mod fsutil;
 pub mod http;
+pub mod notify;
 pub mod server;
 pub mod state;
-pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 pub mod tls;
+pub mod validate;

@@ -8,12 +8,11 @@ use std::time::Duration;
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 
-use crate::auth::AuthService;
 use crate::config::{Config, MetricsMode, TlsMode};
 use crate::db::Db;
 use crate::http::ratelimit::RateLimits;
-use crate::state::AppState;
-use crate::{bootstrap, http, telemetry, tls};
+use crate::state::{AppState, Services};
+use crate::{bootstrap, http, sweeper, telemetry, tls};
 
 /// A started server.
 pub struct RunningServer {
@@ -72,7 +71,9 @@ pub async fn start_with(
     let db = Db::connect(&cfg.database_url).await?;
     db.migrate().await?;
     tracing::info!(backend = db.backend().as_str(), "database ready");
-    let initial_password_file = bootstrap::ensure_initial_admin(&db, &cfg.data_dir).await?;
+    let services = Services::new(&db, &cfg)?;
+    let initial_password_file =
+        bootstrap::ensure_initial_admin(&services.accounts, &cfg.data_dir).await?;
     if let Some(path) = &initial_password_file {
         tracing::warn!(
             email = bootstrap::INITIAL_ADMIN_EMAIL,
@@ -95,18 +96,27 @@ pub async fn start_with(
         );
     }
 
-    let auth = AuthService::new(db.clone(), &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     let limits = Arc::new(RateLimits::new(
         cfg.api_rate_limit_per_minute,
         cfg.public_rate_limit_per_minute,
     ));
-    let bus = Arc::new(crate::bus::Bus::new(db.clone(), cfg.bus));
-    let mut background = vec![bus.spawn_sweeper()];
-    if let Some(listener) = bus.notifier.spawn_pg_listener(cfg.database_url.clone()) {
+    let mut background = vec![sweeper::spawn(
+        services.commands.clone(),
+        services.agents.clone(),
+        Duration::from_secs(cfg.bus.sweep_interval_s),
+    )];
+    if let Some(listener) = services
+        .notifier
+        .spawn_pg_listener(cfg.database_url.clone())
+    {
         background.push(listener);
     }
     let state = AppState {
-        bus,
+        accounts: services.accounts,
+        agents: services.agents,
+        commands: services.commands,
+        events: services.events,
+        notifier: services.notifier,
         metrics: if cfg.metrics == MetricsMode::Off {
             None
         } else {
@@ -114,7 +124,6 @@ pub async fn start_with(
         },
         cfg: Arc::new(cfg.clone()),
         db: db.clone(),
-        auth: Arc::new(auth),
         limits: limits.clone(),
         tls_sha256: material.as_ref().map(|m| Arc::from(m.sha256.as_str())),
     };

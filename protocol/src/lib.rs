@@ -179,6 +179,15 @@ pub enum CommandStatus {
 }
 
 impl CommandStatus {
+    pub const ALL: &'static [CommandStatus] = &[
+        CommandStatus::Queued,
+        CommandStatus::Dispatched,
+        CommandStatus::Running,
+        CommandStatus::Succeeded,
+        CommandStatus::Failed,
+        CommandStatus::Cancelled,
+        CommandStatus::Expired,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             CommandStatus::Queued => "queued",
@@ -210,6 +219,42 @@ impl CommandStatus {
                 | CommandStatus::Cancelled
                 | CommandStatus::Expired
         )
+    }
+}
+
+impl std::fmt::Display for CommandStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no command status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCommandStatus(pub String);
+
+impl std::fmt::Display for UnknownCommandStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a command status (queued, dispatched, running, succeeded, failed, cancelled, expired)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownCommandStatus {}
+
+impl std::str::FromStr for CommandStatus {
+    type Err = UnknownCommandStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CommandStatus::parse(s).ok_or_else(|| UnknownCommandStatus(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for CommandStatus {
+    type Error = UnknownCommandStatus;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

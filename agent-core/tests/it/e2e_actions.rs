@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use control_server::bus::commands::{PROXMOX_ACTIONS, SSH_ACTIONS};
+use control_server::domains::commands::service::{PROXMOX_ACTIONS, SSH_ACTIONS};
 use pve_sim::{PveSim, TaskOutcome, VmStatus};
 use serde_json::{json, Value};
 

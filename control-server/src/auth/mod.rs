@@ -1,27 +1,27 @@
-//! Who is calling, and what they may do.
+//! Who is calling, and what they may do (platform, used by every domain).
 //!
-//! * [`Identity`] is the verified caller (from a session token, an API token
-//!   or an external JWT). Handlers take it as an extractor.
+//! * [`Identity`] is a verified user caller (session token, API token or
+//!   external JWT). The accounts domain verifies bearer tokens and provides
+//!   the extractor.
 //! * [`Identity::require`] is the one gate every route uses: it checks the
 //!   role and hands back the [`TenantScope`] all queries must use.
+//! * [`secret`], [`jwt`], [`throttle`]: token and password primitives,
+//!   external JWT verification, sign-in throttling.
 
 pub mod jwt;
 pub mod secret;
-pub mod service;
 pub mod throttle;
 
-use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::store::{StoreError, TenantScope};
+use crate::db::ids::{TenantId, TokenId, UserId};
+use crate::db::text_enum::UnknownVariant;
+use crate::db::TenantScope;
 
-pub use service::AuthService;
-
-#[derive(Debug, thiserror::Error)]
+/// Why a caller is refused before any domain rule runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("bearer token is required")]
     MissingToken,
@@ -29,21 +29,27 @@ pub enum AuthError {
     InvalidToken,
     #[error("agent tokens cannot call this endpoint")]
     AgentToken,
-    #[error("email or password is incorrect")]
-    InvalidCredentials,
+    #[error("this endpoint is for agents")]
+    NotAgentToken,
     #[error("role `{0}` is required")]
     Forbidden(&'static str),
-    #[error("too many failed attempts; retry in {retry_after_s}s")]
-    Throttled { retry_after_s: u64 },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Internal(String),
 }
 
 /// Tenant roles are ordered (viewer < operator < admin); `Infra` is the
 /// platform role of whoever runs the server and passes every tenant gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -53,6 +59,8 @@ pub enum Role {
 }
 
 impl Role {
+    pub const TENANT_ROLES: &'static [Role] = &[Role::Viewer, Role::Operator, Role::Admin];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
@@ -63,12 +71,37 @@ impl Role {
     }
     /// Parse one of the tenant roles (not `infra`).
     pub fn parse_tenant_role(s: &str) -> Option<Role> {
+        s.parse().ok().filter(|r| *r != Role::Infra)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "viewer" => Some(Role::Viewer),
-            "operator" => Some(Role::Operator),
-            "admin" => Some(Role::Admin),
-            _ => None,
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            "infra" => Ok(Role::Infra),
+            _ => Err(UnknownVariant {
+                kind: "role",
+                value: s.to_string(),
+                expected: "viewer operator admin infra",
+            }),
         }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = UnknownVariant;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -84,13 +117,13 @@ pub enum IdentitySource {
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub source: IdentitySource,
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub role: Role,
     pub infra: bool,
     /// The stored token behind this identity (sessions and API tokens).
-    pub token_id: Option<String>,
+    pub token_id: Option<TokenId>,
 }
 
 impl Identity {
@@ -139,18 +172,4 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     }
     let token = token.trim();
     (!token.is_empty()).then_some(token)
-}
-
-impl FromRequestParts<AppState> for Identity {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(id) = parts.extensions.get::<Identity>() {
-            return Ok(id.clone());
-        }
-        let token = bearer_token(parts).ok_or(AuthError::MissingToken)?;
-        let identity = state.auth.verify_bearer(token).await?;
-        parts.extensions.insert(identity.clone());
-        Ok(identity)
-    }
 }

@@ -57,3 +57,28 @@ pub fn list<T>(items: Vec<T>) -> Reply<Vec<T>> {
         },
     )
 }
+
+/// One page of a list, with `meta{total, page, limit, count, next_cursor}`.
+pub fn paged<T>(page: crate::db::list::Page<T>) -> Reply<Vec<T>> {
+    let meta = page.meta();
+    Reply(
+        StatusCode::OK,
+        Envelope {
+            success: true,
+            data: page.items,
+            meta: Some(meta),
+        },
+    )
+}
+
+/// `202 Accepted` with optional meta.
+pub fn accepted<T>(data: T, meta: Option<serde_json::Value>) -> Reply<T> {
+    Reply(
+        StatusCode::ACCEPTED,
+        Envelope {
+            success: true,
+            data,
+            meta,
+        },
+    )
+}

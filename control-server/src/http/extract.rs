@@ -7,9 +7,12 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
-use crate::error::{ApiError, FieldErrors};
+use super::error::ApiError;
 use crate::state::AppState;
+use crate::validate::FieldErrors;
 
 /// JSON body whose errors name the offending field.
 pub struct ApiJson<T>(pub T);
@@ -35,7 +38,7 @@ where
         if !is_json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
+                super::codes::UNSUPPORTED_MEDIA_TYPE,
                 "Expected a JSON body with `Content-Type: application/json`",
             ));
         }
@@ -43,11 +46,11 @@ where
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
+                    super::codes::PAYLOAD_TOO_LARGE,
                     "Request body is larger than the server accepts",
                 )
             } else {
-                ApiError::bad_request("BAD_REQUEST", rej.body_text())
+                ApiError::bad_request(super::codes::BAD_REQUEST, rej.body_text())
             }
         })?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
@@ -58,7 +61,7 @@ where
                 let inner = err.into_inner();
                 if inner.is_syntax() || inner.is_eof() {
                     return Err(ApiError::bad_request(
-                        "MALFORMED_JSON",
+                        super::codes::MALFORMED_JSON,
                         format!("Request body is not valid JSON: {inner}"),
                     ));
                 }
@@ -115,42 +118,6 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// An agent authenticated by its `bmxa_` token.
-impl FromRequestParts<AppState> for crate::bus::agents::AgentIdentity {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = crate::auth::bearer_token(parts)
-            .ok_or_else(|| ApiError::unauthorized("Bearer token is required"))?;
-        if !token.starts_with(botmox_protocol::AGENT_TOKEN_PREFIX) {
-            return Err(ApiError::forbidden(
-                "This endpoint is for agents; authenticate with the agent token",
-            ));
-        }
-        Ok(state.bus.authenticate_agent(token).await?)
-    }
-}
-
-/// Either a user or an agent, chosen by the token's prefix.
-impl FromRequestParts<AppState> for crate::bus::commands::Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        use crate::bus::commands::Caller;
-        let is_agent = crate::auth::bearer_token(parts)
-            .is_some_and(|t| t.starts_with(botmox_protocol::AGENT_TOKEN_PREFIX));
-        if is_agent {
-            Ok(Caller::Agent(
-                crate::bus::agents::AgentIdentity::from_request_parts(parts, state).await?,
-            ))
-        } else {
-            Ok(Caller::User(
-                crate::auth::Identity::from_request_parts(parts, state).await?,
-            ))
-        }
-    }
-}
-
 /// Query string parsed with errors in the envelope.
 pub struct ApiQuery<T>(pub T);
 
@@ -176,4 +143,29 @@ where
                 ApiError::validation(f)
             })
     }
+}
+
+/// The list-query parameters every collection endpoint accepts (for the
+/// OpenAPI document; parsing is `db::list::ListSpec::parse`). Each list
+/// also takes typed filters on its declared columns: `<col>=v`,
+/// `<col>_in=a,b` and, on numbers and dates, `<col>_gt|_gte|_lt|_lte`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListQueryDoc {
+    /// Page number, 1.. (default 1). Not with `cursor`.
+    #[param(minimum = 1, maximum = 1000000)]
+    page: Option<u32>,
+    /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+    /// `meta.next_cursor` of the previous page (keyset pagination).
+    cursor: Option<String>,
+    /// Sort column (one of the list's sortable columns).
+    sort: Option<String>,
+    /// `asc` or `desc`.
+    order: Option<String>,
+    /// Case-insensitive substring search over the list's searchable columns.
+    #[param(max_length = 200)]
+    q: Option<String>,
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
-use crate::error::ApiError;
+use super::error::{ApiError, ErrorCause};
 use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -54,6 +54,11 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     }
     let status = resp.status().as_u16();
     span.in_scope(|| {
+        // A server error's cause is logged once, here, with the request id;
+        // the client saw only the envelope.
+        if let Some(c) = resp.extensions_mut().remove::<ErrorCause>() {
+            tracing::error!(status, code = c.code, cause = %c.cause, "request failed");
+        }
         tracing::info!(
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,

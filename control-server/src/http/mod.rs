@@ -1,10 +1,13 @@
-//! The HTTP surface: router assembly, OpenAPI document, middleware order.
+//! The HTTP surface: router assembly, OpenAPI document, middleware order,
+//! and the toolkit handlers use (error envelope, codes, extractors,
+//! envelopes). Routes come from the domains (`domains::routes()`).
 
+pub mod codes;
 pub mod envelope;
+pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod ratelimit;
-pub mod routes;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method};
@@ -16,18 +19,16 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::{Identity, Role};
 use crate::config::MetricsMode;
-use crate::error::ApiError;
 use crate::state::AppState;
-use routes::{agents, auth, health, tenants, users, vm_ops};
+use error::ApiError;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Bot-Mox control server API", description = "Multi-tenant REST API. Every response uses the envelope `{success, data, meta?}` or `{success:false, error:{code,message,details?}}`."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ErrorCodes),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "auth", description = "Sign-in, tokens and identity"),
@@ -40,6 +41,25 @@ use routes::{agents, auth, health, tenants, users, vm_ops};
 struct ApiDoc;
 
 struct BearerAuth;
+
+/// Adds the error-code table to the description and as `x-error-codes`.
+struct ErrorCodes;
+
+impl Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let description = openapi.info.description.get_or_insert_with(String::new);
+        description.push_str("\n\n## Error codes\n\n");
+        description.push_str(&codes::markdown());
+        let table: Vec<serde_json::Value> = codes::TABLE
+            .iter()
+            .map(|(code, status, meaning)| {
+                serde_json::json!({ "code": code, "status": status, "meaning": meaning })
+            })
+            .collect();
+        let ext = openapi.extensions.get_or_insert_with(Default::default);
+        ext.insert("x-error-codes".into(), serde_json::Value::Array(table));
+    }
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -61,33 +81,7 @@ impl Modify for BearerAuth {
 /// All documented API routes, with their OpenAPI description.
 pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(health::health))
-        .routes(routes!(health::live))
-        .routes(routes!(health::ready))
-        .routes(routes!(auth::login))
-        .routes(routes!(auth::logout))
-        .routes(routes!(auth::verify))
-        .routes(routes!(auth::whoami))
-        .routes(routes!(auth::list_api_tokens, auth::create_api_token))
-        .routes(routes!(auth::revoke_api_token))
-        .routes(routes!(tenants::list_tenants, tenants::create_tenant))
-        .routes(routes!(users::list_users, users::create_user))
-        .routes(routes!(users::get_user, users::update_user))
-        .routes(routes!(agents::create_pairing))
-        .routes(routes!(agents::register))
-        .routes(routes!(agents::heartbeat))
-        .routes(routes!(agents::rotate_token))
-        .routes(routes!(agents::list_agents))
-        .routes(routes!(agents::get_agent, agents::delete_pairing))
-        .routes(routes!(agents::revoke_agent))
-        .routes(routes!(vm_ops::dispatch_proxmox))
-        .routes(routes!(vm_ops::dispatch_ssh))
-        .routes(routes!(vm_ops::dispatch_generic, vm_ops::list_commands))
-        .routes(routes!(vm_ops::next_command))
-        .routes(routes!(vm_ops::get_command, vm_ops::report))
-        .routes(routes!(vm_ops::append_output, vm_ops::read_output))
-        .routes(routes!(vm_ops::cancel))
-        .routes(routes!(vm_ops::events))
+        .merge(crate::domains::routes())
         .split_for_parts()
 }
 
@@ -124,7 +118,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 async move { Json(doc_json) }
             }),
         )
-        .route("/agent/pair", get(agents::pair_page))
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/docs/openapi.json", doc),
         );
@@ -204,9 +197,9 @@ async fn metrics(State(state): State<AppState>, req: axum::extract::Request) -> 
     let Some(handle) = &state.metrics else {
         return ApiError::not_found("NOT_FOUND", "Metrics are disabled").into_response();
     };
-    let pool = state.db.pool();
-    metrics::gauge!("db_pool_connections").set(pool.size() as f64);
-    metrics::gauge!("db_pool_idle_connections").set(pool.num_idle() as f64);
+    let pool = state.db.stats();
+    metrics::gauge!("db_pool_connections").set(pool.connections as f64);
+    metrics::gauge!("db_pool_idle_connections").set(pool.idle as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),

@@ -1,0 +1,83 @@
+//! Typed ids: a `UserId` cannot be passed where an `AgentId` is expected.
+//! They are text in the database and in JSON (transparent for sqlx, serde
+//! and OpenAPI).
+
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize, sqlx::Type, utoipa::ToSchema,
+        )]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        #[schema(value_type = String)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh, time-ordered id.
+            pub fn generate() -> Self {
+                Self(super::new_id())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_string())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant: a slug (`default`, `acme-2`).
+    TenantId
+);
+id_type!(
+    /// A user (UUIDv7).
+    UserId
+);
+id_type!(
+    /// An agent (UUIDv7).
+    AgentId
+);
+id_type!(
+    /// A command of the command bus (UUIDv7).
+    CommandId
+);
+id_type!(
+    /// A stored bearer token (session, API or agent token; UUIDv7).
+    TokenId
+);
