@@ -181,7 +181,7 @@ fn joliet_children(tree: &Tree, dir: usize) -> Vec<(Vec<u8>, usize)> {
     named.sort();
     named
         .into_iter()
-        .map(|(u, k)| (joliet_identifier(&u, !tree.nodes[k].is_dir()), k))
+        .map(|(u, k)| (joliet_identifier(&u), k))
         .collect()
 }
 

@@ -12,7 +12,7 @@ use crate::error::{IsoError, Result};
 
 /// Longest Rock Ridge / POSIX name component, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
-/// Longest Joliet name, in UTF-16 code units (excluding the `;1` version).
+/// Longest Joliet name, in UTF-16 code units.
 pub const MAX_JOLIET_UNITS: usize = 64;
 const JOLIET_FORBIDDEN: &[char] = &['*', '/', ':', ';', '?', '\\'];
 
@@ -74,14 +74,14 @@ pub(crate) fn joliet_units(path: &str, name: &str) -> Result<Vec<u16>> {
     Ok(units)
 }
 
-/// Joliet file identifier bytes: UCS-2 BE name, plus `;1` for files.
-pub(crate) fn joliet_identifier(units: &[u16], is_file: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(units.len() * 2 + 4);
+/// Joliet identifier bytes: the UCS-2 BE name, with no `;1` version suffix
+/// for files either — what genisoimage and xorriso write, and so what
+/// Windows Setup is fed by Packer and the Windows-template projects
+/// (`isoinfo -J -f` lists `/autounattend.xml`, not `/autounattend.xml;1`).
+pub(crate) fn joliet_identifier(units: &[u16]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(units.len() * 2);
     for u in units {
         out.extend_from_slice(&u.to_be_bytes());
-    }
-    if is_file {
-        out.extend_from_slice(&[0, b';', 0, b'1']);
     }
     out
 }
@@ -236,10 +236,7 @@ mod tests {
         assert!(joliet_units("/a", " leading.ok").is_ok());
         // a non-BMP character takes two UTF-16 units
         assert_eq!(joliet_units("/a", "😀").unwrap().len(), 2);
-        assert_eq!(
-            joliet_identifier(&[0x41], true),
-            vec![0, 0x41, 0, b';', 0, b'1']
-        );
+        assert_eq!(joliet_identifier(&[0x41, 0x42]), vec![0, 0x41, 0, 0x42]);
     }
 
     #[test]

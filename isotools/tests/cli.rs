@@ -173,7 +173,7 @@ fn ls_prints_both_namespaces() {
     assert!(out.contains("/deep/er/user-data  (USER_DAT.;1)"), "{out}");
     assert!(out.contains("[Joliet]"), "{out}");
     assert!(
-        out.contains("/Autounattend.xml  (Autounattend.xml;1)"),
+        out.contains("/Autounattend.xml  (Autounattend.xml)"),
         "{out}"
     );
 }

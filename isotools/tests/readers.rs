@@ -283,3 +283,58 @@ fn joliet_and_rock_ridge_share_file_extents() {
     assert!(plain >= data && plain < data + 32, "{plain}");
     assert!(both > plain && both < plain + 16, "{both} vs {plain}");
 }
+
+/// Joliet and Rock Ridge names as `isoinfo -f` lists them are the same for
+/// an isotools image and a `genisoimage -J -R` image of the same tree: no
+/// `;1` on Joliet file names (what Windows Setup is usually fed).
+#[test]
+fn joliet_and_rock_ridge_listings_match_genisoimage() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec::default()
+        .file("Autounattend.xml", b"<unattend/>\n".to_vec())
+        .file("provision.json", b"{}".to_vec())
+        .file("START.ps1", b"exit 0".to_vec())
+        .file("playbook.yml", b"- hosts: all\n".to_vec())
+        .file("scripts/setup.ps1", b"exit 0".to_vec())
+        .file("scripts/a name with spaces.cmd", b"@echo off".to_vec())
+        .file("docs/ümlaut.txt", b"latin".to_vec())
+        .dir("empty");
+    let src = dir.path().join("src");
+    spec.materialize(&src);
+    let mut b = isotools::IsoBuilder::new(options("CMP"));
+    b.add_tree("/", &src).unwrap();
+    let ours = write_image(b, dir.path(), "ours.iso");
+    let theirs = dir.path().join("theirs.iso");
+    run(
+        "genisoimage",
+        &[
+            "-quiet",
+            "-J",
+            "-R",
+            "-V",
+            "CMP",
+            "-o",
+            theirs.to_str().unwrap(),
+            src.to_str().unwrap(),
+        ],
+    );
+    for flag in ["-J", "-R"] {
+        let listing = |image: &std::path::Path| {
+            let out = run("isoinfo", &["-f", flag, "-i", image.to_str().unwrap()]);
+            let mut lines: Vec<String> = out
+                .split(|b| *b == b'\n')
+                .map(|l| l.iter().map(|&b| b as char).collect::<String>())
+                .filter(|l| !l.is_empty())
+                .collect();
+            lines.sort();
+            lines
+        };
+        let (a, b) = (listing(&ours), listing(&theirs));
+        assert_eq!(a, b, "isoinfo -f {flag}: isotools vs genisoimage");
+        assert!(
+            a.contains(&"/Autounattend.xml".to_string()),
+            "{flag}: {a:?}"
+        );
+        assert!(a.iter().all(|l| !l.ends_with(";1")), "{flag}: {a:?}");
+    }
+}
