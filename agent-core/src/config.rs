@@ -128,6 +128,11 @@ pub struct ServerConfig {
     pub pairing_pending: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxmox_hint: Option<ProxmoxHint>,
+    /// The customer explicitly accepted an `http://` server URL on a
+    /// non-loopback host (`pair --allow-insecure-http`, the tray's checkbox):
+    /// the agent token then travels in clear. Shown by `status`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +164,17 @@ pub struct TargetConfig {
     pub tls: TargetTls,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshConfig>,
+    /// Commands may choose the SSH host, port or user (`sshHost`, `sshPort`,
+    /// `sshUsername`) — with their own credentials only. Off by default; set
+    /// locally (CLI `--allow-ssh-override`, tray), never by the server.
+    #[serde(default)]
+    pub allow_ssh_override: bool,
+    /// Host-level VM config is allowed: `update-config` keys that reach the
+    /// host (`args`, `hookscript`, `hostpci*`, `usb*`, `serial*`,
+    /// `parallel*`, `virtiofs*`, disks on absolute host paths) and
+    /// `ssh-write-config`. Off by default; set locally, never by the server.
+    #[serde(default)]
+    pub allow_host_level_config: bool,
 }
 
 /// TLS trust of a target: a pinned fingerprint, a CA file, or the explicit
@@ -423,6 +439,8 @@ mod tests {
                 ..TargetTls::default()
             },
             ssh: None,
+            allow_ssh_override: false,
+            allow_host_level_config: false,
         }
     }
 

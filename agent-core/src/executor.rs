@@ -94,7 +94,27 @@ pub struct Target {
     pub secrets: TargetSecrets,
 }
 
+/// The error of a request the target's local policy refuses.
+pub const TARGET_POLICY_FORBIDDEN: &str = "TARGET_POLICY_FORBIDDEN";
+
 impl Target {
+    /// `TARGET_POLICY_FORBIDDEN` naming `what` unless the customer set
+    /// `allow_host_level_config` on this target.
+    pub fn require_host_level_config(&self, what: &str) -> Result<(), ExecError> {
+        if self.config.allow_host_level_config {
+            return Ok(());
+        }
+        Err(ExecError::new(
+            TARGET_POLICY_FORBIDDEN,
+            format!(
+                "target {:?} does not allow host-level VM config: {what} \
+                 (allow_host_level_config is off; the customer can turn it on locally with \
+                 `botmox-agent targets add … --allow-host-level-config` or in the tray)",
+                self.config.id
+            ),
+        ))
+    }
+
     /// The PVE connection settings of this target.
     pub fn connection(&self) -> Result<PveConnection, ExecError> {
         let c = &self.config;
@@ -270,6 +290,8 @@ impl Targets {
                         "sshConfigured": crate::ssh::SshSettings::resolve(t, &Value::Null).is_ok(),
                         "tls": c.tls_mode(),
                         "insecure": c.tls.insecure,
+                        "allowSshOverride": c.allow_ssh_override,
+                        "allowHostLevelConfig": c.allow_host_level_config,
                     }),
                 )
             })

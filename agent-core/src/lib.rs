@@ -24,6 +24,7 @@ pub mod config;
 pub mod control;
 pub mod diagnostics;
 pub mod executor;
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod pairing;

@@ -39,6 +39,10 @@ enum Command {
         /// Server URL when the input does not carry one (a raw code).
         #[arg(long)]
         server_url: Option<String>,
+        /// Accept a plain http:// server on a non-loopback host: the agent
+        /// token then travels unencrypted (recorded and shown by status).
+        #[arg(long)]
+        allow_insecure_http: bool,
     },
     /// Run the agent: heartbeat, long-poll commands, run them, report
     /// (until SIGTERM/SIGINT, or exit code 3 when revoked, 4 when the token
@@ -150,6 +154,16 @@ struct AddArgs {
     /// Allow `ssh-exec` with `allowUnsafe` on this target.
     #[arg(long)]
     ssh_allow_unsafe: bool,
+    /// Let commands choose the SSH host/port/user (sshHost, sshPort,
+    /// sshUsername) — they must then bring their own SSH credentials;
+    /// stored secrets never go to a host the command chose.
+    #[arg(long)]
+    allow_ssh_override: bool,
+    /// Allow host-level VM config: update-config keys args, hookscript,
+    /// hostpci*, usb*, serial*, parallel*, virtiofs*, disks on host paths,
+    /// and ssh-write-config (each gives root on the Proxmox host).
+    #[arg(long)]
+    allow_host_level_config: bool,
     /// Directory of VM configs on the host (default /etc/pve/qemu-server).
     #[arg(long)]
     ssh_qemu_config_dir: Option<String>,
@@ -292,7 +306,16 @@ async fn run(cmd: Command, control: &Control) -> Result<(), String> {
         Command::Pair {
             bundle_or_url,
             server_url,
-        } => pair(control, &bundle_or_url, server_url.as_deref()).await,
+            allow_insecure_http,
+        } => {
+            pair(
+                control,
+                &bundle_or_url,
+                server_url.as_deref(),
+                allow_insecure_http,
+            )
+            .await
+        }
         Command::Run { .. } => Err("run is handled by run_agent".into()),
         Command::Status { json } => status(control, json),
         Command::Targets(t) => targets(control, t).await,
@@ -355,9 +378,14 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, String> {
     serde_json::to_string_pretty(v).map_err(|e| e.to_string())
 }
 
-async fn pair(control: &Control, input: &str, server_url: Option<&str>) -> Result<(), String> {
+async fn pair(
+    control: &Control,
+    input: &str,
+    server_url: Option<&str>,
+    allow_insecure_http: bool,
+) -> Result<(), String> {
     let out = control
-        .pair(input, server_url)
+        .pair(input, server_url, allow_insecure_http)
         .await
         .map_err(|e| e.to_string())?;
     println!(
@@ -386,13 +414,22 @@ fn status(control: &Control, as_json: bool) -> Result<(), String> {
     println!("secret store: {}", v["secret_store"].as_str().unwrap_or(""));
     match v["server"].as_object() {
         Some(s) => println!(
-            "server:       {} (tls {}, {})",
+            "server:       {} (tls {}, {}){}",
             s["url"].as_str().unwrap_or(""),
-            s["tls"].as_str().unwrap_or(""),
+            if s["cleartext_http"] == true {
+                "none: plain http"
+            } else {
+                s["tls"].as_str().unwrap_or("")
+            },
             if s["paired"] == true {
                 "paired"
             } else {
                 "pairing pending"
+            },
+            if s["allow_insecure_http"] == true {
+                "  (WARNING: --allow-insecure-http, the agent token travels unencrypted)"
+            } else {
+                ""
             }
         ),
         None => println!("server:       not paired"),
@@ -444,13 +481,15 @@ fn print_targets(targets: &Value) {
     for t in list {
         let tls = t["tls"].as_str().unwrap_or("");
         println!(
-            "{} {:<16} {:<32} node={} auth={} tls={}{}",
+            "{} {:<16} {:<32} node={} auth={} tls={} ssh_override={} host_level_config={}{}",
             if t["active"] == true { "*" } else { " " },
             t["id"].as_str().unwrap_or(""),
             t["url"].as_str().unwrap_or(""),
             t["node"].as_str().unwrap_or(""),
             t["auth"].as_str().unwrap_or(""),
             tls,
+            t["allow_ssh_override"] == true,
+            t["allow_host_level_config"] == true,
             if tls == "insecure" {
                 "  (WARNING: certificate not verified)"
             } else {
@@ -549,6 +588,8 @@ fn add_target(control: &Control, a: AddArgs) -> Result<(), String> {
         ssh_port: a.ssh_port,
         ssh_user: a.ssh_user.clone(),
         ssh_allow_unsafe: Some(a.ssh_allow_unsafe),
+        allow_ssh_override: Some(a.allow_ssh_override),
+        allow_host_level_config: Some(a.allow_host_level_config),
         ssh_qemu_config_dir: a.ssh_qemu_config_dir.clone(),
         ssh_iso_dir: a.ssh_iso_dir.clone(),
         activate: a.activate,

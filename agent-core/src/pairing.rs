@@ -35,6 +35,10 @@ pub struct PairingInput {
     /// Lower-case hex SHA-256 of the server certificate to pin.
     pub server_cert_sha256: Option<String>,
     pub proxmox: Option<ProxmoxHint>,
+    /// Not part of the input: the customer's explicit consent to a
+    /// cleartext `http://` server on a non-loopback host
+    /// (`--allow-insecure-http`, the tray's checkbox); see [`check_transport`].
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,6 +79,8 @@ pub enum PairingError {
     Unrecognized,
     #[error("a pairing code alone does not say which server to use: pass --server-url URL")]
     ServerUrlRequired,
+    #[error("the server URL {0:?} is plain http://: the agent token would travel in clear. Use https://, or accept the risk explicitly with --allow-insecure-http (tray: \"Allow unencrypted http://\"); http:// is accepted without it only for loopback hosts")]
+    InsecureHttp(String),
 }
 
 impl PairingInput {
@@ -91,6 +97,45 @@ impl PairingInput {
         }
         Ok(self)
     }
+
+    /// Refuses a cleartext server URL unless allowed (see
+    /// [`check_transport`]); records the consent in the input.
+    pub fn require_secure_transport(
+        mut self,
+        allow_insecure_http: bool,
+    ) -> Result<Self, PairingError> {
+        if let Some(url) = &self.server_url {
+            check_transport(url, allow_insecure_http)?;
+        }
+        self.allow_insecure_http = allow_insecure_http;
+        Ok(self)
+    }
+}
+
+/// Whether `url`'s host is a loopback address (`localhost`, `127.0.0.0/8`,
+/// `::1`).
+pub fn is_loopback_url(url: &str) -> bool {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// `https://` always; `http://` only for a loopback host or with the
+/// customer's explicit `allow_insecure_http`.
+pub fn check_transport(url: &str, allow_insecure_http: bool) -> Result<(), PairingError> {
+    let scheme = url::Url::parse(url)
+        .map(|u| u.scheme().to_string())
+        .map_err(|_| PairingError::BadServerUrl(url.to_string()))?;
+    if scheme == "http" && !allow_insecure_http && !is_loopback_url(url) {
+        return Err(PairingError::InsecureHttp(url.to_string()));
+    }
+    Ok(())
 }
 
 /// Parses any pairing input form.
@@ -135,6 +180,7 @@ pub fn parse(input: &str) -> Result<PairingInput, PairingError> {
                 server_url: None,
                 server_cert_sha256: None,
                 proxmox: None,
+                allow_insecure_http: false,
             })
         }
     }
@@ -233,6 +279,7 @@ fn from_json(v: &Value, form: PairingForm) -> Result<PairingInput, PairingError>
         server_url,
         server_cert_sha256,
         proxmox,
+        allow_insecure_http: false,
     })
 }
 
@@ -335,6 +382,7 @@ fn parse_url(text: &str, scheme: &str) -> Result<PairingInput, PairingError> {
         server_url: query_server.or(origin_server),
         server_cert_sha256: query_fp,
         proxmox: query_hint,
+        allow_insecure_http: false,
     })
 }
 

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::executor::ExecError;
 use crate::proxmox::actions::{result, Call};
 use crate::proxmox::{enc, tasks, vm_config, PveError, UploadFile};
-use crate::ssh::SshSettings;
+use crate::ssh::{SshError, SshSettings};
 
 /// Largest accepted ISO (the payload travels base64 through the server).
 const MAX_ISO_BYTES: usize = 64 << 20;
@@ -129,11 +129,23 @@ async fn upload_and_wait(
         }
         Err(e) if is_refusal(&e) => {
             let api_error = e.to_string();
-            let Ok(ssh) = SshSettings::resolve(c.target, c.payload) else {
-                return Err(ExecError::new(
-                    "ISO_UPLOAD_FAILED",
-                    format!("{api_error} (no SSH configured for the SFTP fallback)"),
-                ));
+            // Same rule as every SSH action: stored secrets only go to the
+            // configured host; a payload-chosen host needs the target's flag
+            // and its own credentials.
+            let ssh = match SshSettings::resolve(c.target, c.payload) {
+                Ok(ssh) => ssh,
+                Err(SshError::Required) => {
+                    return Err(ExecError::new(
+                        "ISO_UPLOAD_FAILED",
+                        format!("{api_error} (no SSH configured for the SFTP fallback)"),
+                    ))
+                }
+                Err(se) => {
+                    return Err(ExecError::new(
+                        "ISO_UPLOAD_FAILED",
+                        format!("{api_error}; SFTP fallback refused: {} {se}", se.code()),
+                    ))
+                }
             };
             let dir = ssh.iso_dir.clone().unwrap_or_else(|| {
                 if storage == "local" {
@@ -240,6 +252,11 @@ pub(crate) async fn attach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
         ));
     }
     let slot = cdrom_slot(c)?;
+    if iso_path.trim_start().starts_with('/') {
+        c.target.require_host_level_config(&format!(
+            "isoPath {iso_path:?} is a path on the Proxmox host"
+        ))?;
+    }
     let drive = Map::from_iter([(slot.clone(), Value::from(format!("{iso_path},media=cdrom")))]);
     c.vm(vmid)?
         .config()

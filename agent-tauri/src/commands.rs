@@ -165,8 +165,13 @@ pub fn preview_pairing(
     state: AppStateRef<'_>,
     input: String,
     server_url: Option<String>,
+    allow_insecure_http: Option<bool>,
 ) -> Result<PairingPreview, ControlError> {
-    state.control.preview_pairing(&input, server_url.as_deref())
+    state.control.preview_pairing(
+        &input,
+        server_url.as_deref(),
+        allow_insecure_http.unwrap_or(false),
+    )
 }
 
 /// Pairs, then (re)starts the agent with the new identity.
@@ -175,8 +180,16 @@ pub async fn pair(
     state: AppStateRef<'_>,
     input: String,
     server_url: Option<String>,
+    allow_insecure_http: Option<bool>,
 ) -> Result<PairOutcome, ControlError> {
-    let out = state.control.pair(&input, server_url.as_deref()).await?;
+    let out = state
+        .control
+        .pair(
+            &input,
+            server_url.as_deref(),
+            allow_insecure_http.unwrap_or(false),
+        )
+        .await?;
     state.supervisor.paired();
     state.set_view(View::Status);
     Ok(out)

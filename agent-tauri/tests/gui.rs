@@ -229,6 +229,7 @@ async fn flow(c: &mut Ctx, t0: Instant) {
 
     // ---------------------------------------------------------------- pair
     s.wait_visible("#view-pair", T_START).await;
+    assert_no_sideways_scroll(&s, "pair view").await;
     step("pair view shown");
 
     // an expired pairing code: the UI says so
@@ -306,6 +307,7 @@ async fn flow(c: &mut Ctx, t0: Instant) {
     s.click_css("#nav-targets").await;
     s.wait_visible("#view-targets", T_STEP).await;
     s.wait_visible("form#target-form", T_STEP).await;
+    assert_no_sideways_scroll(&s, "targets view").await;
     s.type_into("#target-id", "sim").await;
     s.type_into("#target-url", &c.sim.url()).await;
     s.type_into("#target-node", c.sim.node()).await;
@@ -560,6 +562,25 @@ async fn wait_tray_menu(disp: &Display, tray: &(String, String), want: &str) {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// The page fits the window's width. When something overflowed it (once:
+/// check boxes with the text inputs' `width: 100%`), the page scrolled
+/// sideways and the horizontal scrollbar covered the Pair button, so a real
+/// click on it did nothing and the test only timed out later.
+async fn assert_no_sideways_scroll(s: &Session, what: &str) {
+    let v = s
+        .exec(
+            "const d = document.documentElement;
+             return [d.scrollWidth, d.clientWidth];",
+            json!([]),
+        )
+        .await;
+    let (scroll, client) = (v[0].as_i64().unwrap_or(0), v[1].as_i64().unwrap_or(0));
+    assert!(
+        scroll <= client,
+        "{what}: the page is {scroll}px wide in a {client}px window (it scrolls sideways)"
+    );
 }
 
 /// Scrolls so that the bottom of `css` is in view.

@@ -183,6 +183,17 @@
         $('status-config-dir').textContent = s.report.config_dir;
         $('status-log-dir').textContent = s.report.log_dir;
         $('status-secret-store').textContent = s.report.secret_store;
+        const srv = s.report.server;
+        const tr = $('status-server-transport');
+        if (!srv) tr.textContent = '—';
+        else if (srv.cleartext_http) {
+          tr.textContent = 'UNENCRYPTED http://' +
+            (srv.allow_insecure_http ? ' (allowed explicitly at pairing)' : ' (loopback)');
+          tr.className = 'warning';
+        } else {
+          tr.textContent = 'https, ' + (srv.tls === 'pinned' ? 'certificate pinned' : 'system CA trust');
+          tr.className = '';
+        }
       })
       .catch((e) => {
         $('status-notice').textContent = errText(e);
@@ -244,7 +255,11 @@
   // ------------------------------------------------------------ pairing
   function pairArgs() {
     const url = $('pair-server-url').value.trim();
-    return { input: $('pair-input').value, serverUrl: url || null };
+    return {
+      input: $('pair-input').value,
+      serverUrl: url || null,
+      allowInsecureHttp: $('pair-allow-insecure-http').checked,
+    };
   }
 
   function clearPairMessages() {
@@ -363,6 +378,8 @@
     $('target-fingerprint').value = t.fingerprint || '';
     $('target-ssh-host').value = (t.ssh && t.ssh.host) || '';
     $('target-ssh-user').value = (t.ssh && t.ssh.user) || '';
+    $('target-allow-ssh-override').checked = !!t.allow_ssh_override;
+    $('target-allow-host-level-config').checked = !!t.allow_host_level_config;
     $('target-token-secret-hint').textContent = secretHint(t.secrets.token_secret, 'token secret');
     $('target-password-hint').textContent = secretHint(t.secrets.password, 'password');
     $('target-ssh-key').placeholder = t.secrets.ssh_private_key === 'saved'
@@ -397,6 +414,18 @@
         const w = document.createElement('span');
         w.className = 'warning';
         w.textContent = 'Certificate not verified';
+        info.append(w);
+      }
+      if (t.allow_host_level_config) {
+        const w = document.createElement('span');
+        w.className = 'warning';
+        w.textContent = 'Host-level VM settings allowed';
+        info.append(w);
+      }
+      if (t.allow_ssh_override) {
+        const w = document.createElement('span');
+        w.className = 'warning';
+        w.textContent = 'Commands may choose the SSH host';
         info.append(w);
       }
       const actions = document.createElement('div');
@@ -488,6 +517,8 @@
       fingerprint: opt($('target-fingerprint').value),
       ssh_host: opt($('target-ssh-host').value),
       ssh_user: opt($('target-ssh-user').value),
+      allow_ssh_override: $('target-allow-ssh-override').checked,
+      allow_host_level_config: $('target-allow-host-level-config').checked,
     };
     const key = $('target-ssh-key').value;
     const secrets = {

@@ -56,6 +56,9 @@ pub enum ErrorCode {
     TlsError,
     /// Any other refusal of the registration.
     PairingRefused,
+    /// A cleartext `http://` server URL on a non-loopback host without
+    /// the explicit `allow_insecure_http`.
+    InsecureServerUrl,
     BadServerAnswer,
     TargetInvalid,
     TargetNotFound,
@@ -81,6 +84,7 @@ impl ErrorCode {
             ErrorCode::TlsPinMismatch => "TLS_PIN_MISMATCH",
             ErrorCode::TlsError => "TLS_ERROR",
             ErrorCode::PairingRefused => "PAIRING_REFUSED",
+            ErrorCode::InsecureServerUrl => "INSECURE_SERVER_URL",
             ErrorCode::BadServerAnswer => "BAD_SERVER_ANSWER",
             ErrorCode::TargetInvalid => "TARGET_INVALID",
             ErrorCode::TargetNotFound => "TARGET_NOT_FOUND",
@@ -136,6 +140,9 @@ impl From<SecretError> for ControlError {
 impl From<PairingError> for ControlError {
     fn from(e: PairingError) -> Self {
         match e {
+            e @ PairingError::InsecureHttp(_) => {
+                ControlError::new(ErrorCode::InsecureServerUrl, e.to_string())
+            }
             PairingError::ServerUrlRequired => ControlError::new(
                 ErrorCode::ServerUrlRequired,
                 "a pairing code alone does not say which server to use: enter the server URL \
@@ -253,6 +260,11 @@ pub struct ServerView {
     pub agent_id: Option<String>,
     pub agent_name: Option<String>,
     pub paired_at: Option<String>,
+    /// The URL is plain `http://`: the agent token travels unencrypted.
+    pub cleartext_http: bool,
+    /// The customer explicitly allowed `http://` to a non-loopback host
+    /// (`pair --allow-insecure-http`, the tray's checkbox).
+    pub allow_insecure_http: bool,
 }
 
 /// `botmox-agent status --json` and the tray's status data. No secrets.
@@ -447,12 +459,15 @@ impl Control {
 
     /// Parses a pairing input (bundle, link, JSON or code) without sending
     /// anything: which server, which certificate pin.
+    /// `allow_insecure_http`: accept a cleartext `http://` server on a
+    /// non-loopback host (otherwise `INSECURE_SERVER_URL`).
     pub fn preview_pairing(
         &self,
         input: &str,
         server_url: Option<&str>,
+        allow_insecure_http: bool,
     ) -> Result<PairingPreview, ControlError> {
-        let p = parse_pairing(input, server_url)?;
+        let p = parse_pairing(input, server_url, allow_insecure_http)?;
         let cfg = self.load_config().ok();
         let replaces = cfg.and_then(|c| c.server).and_then(|s| {
             s.agent_id.is_some().then_some(PairedAs {
@@ -487,8 +502,10 @@ impl Control {
         &self,
         input: &str,
         server_url: Option<&str>,
+        allow_insecure_http: bool,
     ) -> Result<PairOutcome, ControlError> {
-        self.pair_with(input, server_url, &register::budget()).await
+        self.pair_with(input, server_url, allow_insecure_http, &register::budget())
+            .await
     }
 
     /// [`Control::pair`] with an explicit retry budget.
@@ -496,9 +513,10 @@ impl Control {
         &self,
         input: &str,
         server_url: Option<&str>,
+        allow_insecure_http: bool,
         budget: &crate::retry::RetryPolicy,
     ) -> Result<PairOutcome, ControlError> {
-        let p = parse_pairing(input, server_url)?;
+        let p = parse_pairing(input, server_url, allow_insecure_http)?;
         let secrets = self.secrets()?;
         let url = p.server_url.clone().unwrap_or_default();
         let resp = register::register(&p, budget).await?;
@@ -577,6 +595,8 @@ impl Control {
                 agent_id: s.agent_id.clone(),
                 agent_name: s.agent_name.clone(),
                 paired_at: s.paired_at.clone(),
+                cleartext_http: s.url.to_ascii_lowercase().starts_with("http://"),
+                allow_insecure_http: s.allow_insecure_http,
             }),
             paused: cfg.paused,
             active_target: cfg.active_target.clone(),
@@ -640,9 +660,15 @@ impl Control {
     }
 }
 
-fn parse_pairing(input: &str, server_url: Option<&str>) -> Result<PairingInput, ControlError> {
+fn parse_pairing(
+    input: &str,
+    server_url: Option<&str>,
+    allow_insecure_http: bool,
+) -> Result<PairingInput, ControlError> {
     let fallback = server_url.map(str::trim).filter(|s| !s.is_empty());
-    Ok(pairing::parse(input)?.require_server(fallback)?)
+    Ok(pairing::parse(input)?
+        .require_server(fallback)?
+        .require_secure_transport(allow_insecure_http)?)
 }
 
 #[cfg(test)]
@@ -666,7 +692,7 @@ mod tests {
             r#"{{"v":1,"pairing_code":"bmxp_0123456789abcdef","server_url":"https://bm.example:8443/","server_cert_sha256":"{}"}}"#,
             "ab".repeat(32)
         ));
-        let p = c.preview_pairing(&b, None).unwrap();
+        let p = c.preview_pairing(&b, None, false).unwrap();
         assert_eq!(p.form, "bundle");
         assert_eq!(p.server_url.as_deref(), Some("https://bm.example:8443"));
         assert_eq!(p.server_host.as_deref(), Some("bm.example"));
@@ -675,17 +701,121 @@ mod tests {
         assert_eq!(p.code_preview, "bmxp_0123…");
         assert!(p.replaces.is_none());
 
-        let e = c.preview_pairing("BMX-ABCD1234", None).unwrap_err();
+        let e = c.preview_pairing("BMX-ABCD1234", None, false).unwrap_err();
         assert_eq!(e.code, ErrorCode::ServerUrlRequired);
         let p = c
-            .preview_pairing("BMX-ABCD1234", Some("https://bm.lan"))
+            .preview_pairing("BMX-ABCD1234", Some("https://bm.lan"), false)
             .unwrap();
         assert_eq!(p.form, "raw_code");
         assert_eq!(p.trust, "system");
-        let e = c.preview_pairing("eyJub3QganNvbg", None).unwrap_err();
+        let e = c
+            .preview_pairing("eyJub3QganNvbg", None, false)
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::PairingInvalid);
         assert!(e.to_string().starts_with("PAIRING_INVALID: "), "{e}");
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["code"], "PAIRING_INVALID");
+    }
+
+    /// Issue #11, finding 4: a bundle, link or `--server-url` with plain
+    /// `http://` to a non-loopback host was accepted silently and the agent
+    /// token then travelled in clear. Now refused with `INSECURE_SERVER_URL`
+    /// (preview, pair — before anything is sent — and `run` on a
+    /// hand-edited config) unless the customer passes `allow_insecure_http`,
+    /// which is recorded and shown by `status`. Loopback `http://` (what
+    /// the tests' in-process server uses) stays allowed.
+    #[tokio::test]
+    async fn finding_4_cleartext_server_url_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Control::with_paths(
+            dir.path().to_path_buf(),
+            dir.path().join("logs"),
+            Some(SecretBackend::File),
+        );
+        let code = "bmxp_0123456789abcdef";
+        let fast = crate::retry::RetryPolicy::exponential(
+            1,
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(2),
+        );
+        for (input, server_url) in [
+            (
+                bundle(&format!(
+                    r#"{{"v":1,"pairing_code":"{code}","server_url":"http://botmox.example.com:8080"}}"#
+                )),
+                None,
+            ),
+            (
+                format!(r#"{{"pairing_code":"{code}","server_url":"http://192.168.1.10"}}"#),
+                None,
+            ),
+            (
+                format!("http://botmox.example.com/agent/pair?code={code}"),
+                None,
+            ),
+            (format!("HTTP://10.0.0.5:8080/pair/{code}"), None),
+            (
+                format!("https://bm.example/agent/pair?code={code}&server_url=http://10.0.0.5"),
+                None,
+            ),
+            (
+                format!("botmox://pair?code={code}&server_url=http://10.0.0.5:8080"),
+                None,
+            ),
+            (code.to_string(), Some("http://bm.lan:8080")),
+        ] {
+            let e = c.preview_pairing(&input, server_url, false).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InsecureServerUrl, "{input}: {e}");
+            assert!(e.message.contains("--allow-insecure-http"), "{e}");
+            let e = c
+                .pair_with(&input, server_url, false, &fast)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, ErrorCode::InsecureServerUrl, "{input}: {e}");
+            // the explicit consent lets it through the parser
+            let p = c.preview_pairing(&input, server_url, true).unwrap();
+            assert!(p.server_url.unwrap().starts_with("http://"));
+        }
+        assert!(
+            c.load_config().unwrap().server.is_none(),
+            "nothing was stored"
+        );
+        for loopback in [
+            "http://127.0.0.1:3002",
+            "http://localhost:8080",
+            "http://[::1]:8443",
+            "http://127.1.2.3",
+        ] {
+            c.preview_pairing(code, Some(loopback), false)
+                .unwrap_or_else(|e| panic!("{loopback}: {e}"));
+        }
+        c.preview_pairing(code, Some("https://bm.example"), false)
+            .unwrap();
+
+        // a hand-edited config gets the same rule at `run`, and status
+        // shows the transport and the consent
+        c.update_config(|cfg| {
+            cfg.server = Some(crate::config::ServerConfig {
+                url: "http://bm.example:8080".into(),
+                agent_id: Some("a1".into()),
+                ..Default::default()
+            });
+            Ok(())
+        })
+        .unwrap();
+        let e = runtime::run(c.run_options(), tokio_util::sync::CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("INSECURE_SERVER_URL: "), "{e}");
+        let s = c.status().unwrap().server.unwrap();
+        assert!(s.cleartext_http && !s.allow_insecure_http);
+        c.update_config(|cfg| {
+            cfg.server.as_mut().unwrap().allow_insecure_http = true;
+            Ok(())
+        })
+        .unwrap();
+        let s = c.status().unwrap().server.unwrap();
+        assert!(s.cleartext_http && s.allow_insecure_http);
     }
 }

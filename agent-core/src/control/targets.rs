@@ -57,6 +57,12 @@ pub struct TargetInput {
     pub ssh_allow_unsafe: Option<bool>,
     pub ssh_qemu_config_dir: Option<String>,
     pub ssh_iso_dir: Option<String>,
+    /// Commands may choose the SSH host/port/user (with their own
+    /// credentials). `None` keeps the stored value (off for a new target).
+    pub allow_ssh_override: Option<bool>,
+    /// Host-level VM config keys and `ssh-write-config`. `None` keeps the
+    /// stored value (off for a new target).
+    pub allow_host_level_config: Option<bool>,
     /// Make it the active target.
     pub activate: bool,
 }
@@ -129,6 +135,10 @@ pub struct TargetView {
     pub insecure: bool,
     pub active: bool,
     pub ssh: Option<SshView>,
+    /// Local policy: commands may choose the SSH host/port/user.
+    pub allow_ssh_override: bool,
+    /// Local policy: host-level VM config and `ssh-write-config`.
+    pub allow_host_level_config: bool,
     pub secrets: TargetSecretFlags,
 }
 
@@ -224,6 +234,8 @@ fn view(cfg: &AgentConfig, t: &TargetConfig, store: Option<&dyn SecretStore>) ->
             user: s.user.clone(),
             allow_unsafe: s.allow_unsafe,
         }),
+        allow_ssh_override: t.allow_ssh_override,
+        allow_host_level_config: t.allow_host_level_config,
         secrets: TargetSecretFlags {
             token_secret: flag(store, &secret_names::proxmox_token_secret(&t.id)),
             password: flag(store, &secret_names::proxmox_password(&t.id)),
@@ -342,6 +354,12 @@ fn build(input: &TargetInput, old: Option<&TargetConfig>) -> Result<TargetConfig
         username: (auth == AuthKind::Password).then_some(username).flatten(),
         tls,
         ssh,
+        allow_ssh_override: input
+            .allow_ssh_override
+            .unwrap_or_else(|| old.is_some_and(|o| o.allow_ssh_override)),
+        allow_host_level_config: input
+            .allow_host_level_config
+            .unwrap_or_else(|| old.is_some_and(|o| o.allow_host_level_config)),
     };
     t.validate().map_err(ControlError::from)?;
     Ok(t)
@@ -402,6 +420,17 @@ impl Control {
             if t.tls.insecure {
                 warnings.push(format!(
                     "TLS verification is disabled for target {id}: the connection to Proxmox can be intercepted"
+                ));
+            }
+            if t.allow_host_level_config {
+                warnings.push(format!(
+                    "host-level VM config is allowed for target {id}: commands may set args, hookscript, \
+                     passthrough devices and raw config files (root on the Proxmox host)"
+                ));
+            }
+            if t.allow_ssh_override {
+                warnings.push(format!(
+                    "commands may choose the SSH host, port and user for target {id} (with their own credentials)"
                 ));
             }
             let has_ssh = t.ssh.is_some();

@@ -369,6 +369,13 @@ async fn update_config(c: &Call<'_>) -> Result<Value, ExecError> {
             "config required for proxmox.update-config (an object of PVE config keys)",
         ));
     }
+    let host_level = vm_config::host_level_keys(&merged);
+    if !host_level.is_empty() {
+        c.target.require_host_level_config(&format!(
+            "VM config key(s) {} reach the Proxmox host",
+            host_level.join(", ")
+        ))?;
+    }
     let params = vm_config::put_params(&merged)?;
     c.vm(vmid)?.config().put(params).await?;
     // PUT …/config is synchronous (PVE answers null): no task to wait for.

@@ -78,6 +78,52 @@ pub(crate) fn put_params(keys: &Map<String, Value>) -> Result<PutParams, ExecErr
     Ok(params)
 }
 
+/// Whether `key` (a PVE VM config key) reaches the host rather than the
+/// guest: raw QEMU `args`, a `hookscript` run on the host, PCI/USB
+/// passthrough (`hostpci*`, `usb*`), host devices and sockets (`serial*`,
+/// `parallel*`), host directories (`virtiofs*`).
+pub fn is_host_level_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    if k == "args" || k == "hookscript" {
+        return true;
+    }
+    ["hostpci", "usb", "serial", "parallel", "virtiofs"]
+        .iter()
+        .any(|p| {
+            k.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// Disk and cdrom keys whose volume is an absolute host path (`/dev/sda`,
+/// `/root/x.img`) attach host files or block devices to the VM.
+fn is_host_path_disk(key: &str, value: &Value) -> bool {
+    let k = key.to_ascii_lowercase();
+    let disk = [
+        "ide", "sata", "scsi", "virtio", "efidisk", "tpmstate", "unused",
+    ]
+    .iter()
+    .any(|p| {
+        k.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    let Some(text) = value.as_str() else {
+        return false;
+    };
+    let volume = text.split(',').next().unwrap_or("");
+    let volume = volume.strip_prefix("file=").unwrap_or(volume).trim();
+    disk && volume.starts_with('/')
+}
+
+/// The keys of an `update-config` payload that need the target's
+/// `allow_host_level_config` (sorted as given).
+pub fn host_level_keys(keys: &Map<String, Value>) -> Vec<String> {
+    keys.iter()
+        .filter(|(k, v)| !v.is_null() && (is_host_level_key(k) || is_host_path_disk(k, v)))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -110,6 +156,33 @@ mod tests {
         assert!(sent.contains(&("template".into(), "0".into())));
         assert!(sent.contains(&("ide2".into(), "local:iso/x.iso,media=cdrom".into())));
         assert_eq!(sent.len(), 7, "{sent:?}");
+    }
+
+    #[test]
+    fn host_level_keys_are_recognised() {
+        let keys = json!({
+            "args": "-x", "hookscript": "local:snippets/h.pl", "hostpci0": "0000:01:00",
+            "USB1": "host=1-2", "serial0": "socket", "parallel2": "/dev/parport0",
+            "virtiofs0": "dirid=x", "scsi1": "/dev/sda", "ide3": "file=/root/a.iso,media=cdrom",
+            "smbios1": "uuid=x", "memory": 1024, "scsi0": "local-lvm:vm-1-disk-0",
+            "usbx": "1", "serial": "x", "description": "/etc/passwd", "sata0": null,
+        });
+        let mut got = host_level_keys(keys.as_object().unwrap());
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "USB1",
+                "args",
+                "hookscript",
+                "hostpci0",
+                "ide3",
+                "parallel2",
+                "scsi1",
+                "serial0",
+                "virtiofs0"
+            ]
+        );
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub enum RuntimeError {
     AlreadyRunning { path: String },
     #[error("cannot take the runtime lock: {0}")]
     Lock(String),
+    #[error("INSECURE_SERVER_URL: {0}")]
+    InsecureServer(String),
 }
 
 impl RuntimeError {
@@ -197,6 +199,10 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
         .clone()
         .filter(|s| s.agent_id.is_some())
         .ok_or(RuntimeError::NotPaired("no registered agent in the config"))?;
+    // A hand-edited config gets the same rule as `pair`: no cleartext
+    // http:// to a non-loopback server without the recorded consent.
+    crate::pairing::check_transport(&server.url, server.allow_insecure_http)
+        .map_err(|e| RuntimeError::InsecureServer(e.to_string()))?;
     let secrets = secrets::open_store(opts.backend, dir)?;
     let token = secrets
         .get(secret_names::AGENT_TOKEN)?

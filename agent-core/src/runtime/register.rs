@@ -149,6 +149,7 @@ pub fn store(
         paired_at: Some(chrono::Utc::now().to_rfc3339()),
         pairing_pending: false,
         proxmox_hint: input.proxmox.clone(),
+        allow_insecure_http: input.allow_insecure_http,
     });
     cfg_store.save(&cfg)?;
     Ok(())

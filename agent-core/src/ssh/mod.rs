@@ -5,9 +5,10 @@
 //! `SSH_COMMAND_FORBIDDEN`, `SSH_EXEC_ERROR` (plus `SSH_HOST_KEY_MISMATCH`,
 //! `SSH_READ_FAILED`, `SSH_WRITE_FAILED`).
 
+pub mod allowlist;
 mod known_hosts;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client;
@@ -16,6 +17,7 @@ use russh::ChannelMsg;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+pub use allowlist::{sh_quote, AllowedCommand, AllowlistError};
 pub use known_hosts::{HostKeyCheck, KnownHosts};
 
 use crate::config::AuthKind;
@@ -37,8 +39,16 @@ pub enum SshError {
         expected: String,
         got: String,
     },
-    #[error("SSH command is not allowlisted. Use a dedicated API action instead.")]
-    Forbidden,
+    #[error("SSH command is not allowlisted ({0}). Use a dedicated API action instead.")]
+    Forbidden(AllowlistError),
+    /// The target's local policy refuses what the payload asks for
+    /// (`TARGET_POLICY_FORBIDDEN`).
+    #[error("{0}")]
+    PolicyForbidden(String),
+    /// The payload chose the SSH host, port or user but brought no
+    /// credentials: stored secrets only go to the configured host.
+    #[error("the command chose the SSH host, port or user ({0}) but carries no SSH credentials (sshPassword or sshPrivateKey); stored secrets are only sent to the target's configured SSH host")]
+    OverrideWithoutCredentials(String),
     #[error("{0}")]
     Exec(String),
     #[error("cancelled")]
@@ -48,11 +58,12 @@ pub enum SshError {
 impl SshError {
     pub fn code(&self) -> &'static str {
         match self {
-            SshError::Required => "SSH_REQUIRED",
+            SshError::Required | SshError::OverrideWithoutCredentials(_) => "SSH_REQUIRED",
+            SshError::PolicyForbidden(_) => "TARGET_POLICY_FORBIDDEN",
             SshError::AuthFailed(_) => "SSH_AUTH_FAILED",
             SshError::Unreachable(_) | SshError::ConnectTimeout => "SSH_UNREACHABLE",
             SshError::HostKeyMismatch { .. } => "SSH_HOST_KEY_MISMATCH",
-            SshError::Forbidden => "SSH_COMMAND_FORBIDDEN",
+            SshError::Forbidden(_) => "SSH_COMMAND_FORBIDDEN",
             SshError::Exec(_) => "SSH_EXEC_ERROR",
             SshError::Cancelled => "CANCELLED",
         }
@@ -110,47 +121,86 @@ fn payload_str(p: &Value, keys: &[&str]) -> Option<String> {
 }
 
 impl SshSettings {
-    /// `host = sshHost || ssh.host || host(url)`, `port = sshPort || port ||
-    /// ssh.port || 22`, `username = sshUsername || ssh.user || proxmox user
-    /// without realm`, auth = key (payload or stored) else password (payload,
+    /// The configured endpoint: `host = ssh.host || host(url)`, `port =
+    /// ssh.port || 22`, `username = ssh.user || proxmox user without realm`.
+    /// Payload overrides (`sshHost`, `sshPort`/`port`, `sshUsername`) that
+    /// differ from it need the target's local `allow_ssh_override` flag and
+    /// credentials in the payload (`sshPassword` or `sshPrivateKey` +
+    /// `sshPassphrase`): stored secrets (SSH key, SSH password, Proxmox
+    /// password) are only ever sent to the configured host, port and user.
+    /// Without an override: key (payload or stored) else password (payload,
     /// stored SSH password, or the Proxmox password).
     pub fn resolve(t: &Target, payload: &Value) -> Result<Self, SshError> {
         let c = &t.config;
         let ssh = c.ssh.clone();
-        let host = payload_str(payload, &["sshHost"])
-            .or_else(|| ssh.as_ref().and_then(|s| s.host.clone()))
-            .or_else(|| {
-                url::Url::parse(&c.url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
-            })
-            .ok_or(SshError::Required)?;
-        let port = ["sshPort", "port"]
-            .iter()
-            .find_map(|k| payload.get(*k).and_then(Value::as_u64))
-            .filter(|p| (1..=65535).contains(p))
-            .map(|p| p as u16)
-            .or_else(|| ssh.as_ref().map(|s| s.port))
-            .unwrap_or(22);
+        let cfg_host = ssh.as_ref().and_then(|s| s.host.clone()).or_else(|| {
+            url::Url::parse(&c.url)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+        });
+        let cfg_port = ssh.as_ref().map(|s| s.port).unwrap_or(22);
         let proxmox_user = match c.auth {
             AuthKind::Password => c.username.clone(),
             AuthKind::Token => c.token_id.clone(),
         }
         .map(|u| u.split(['@', '!']).next().unwrap_or("").to_string())
         .filter(|u| !u.is_empty());
-        let username = payload_str(payload, &["sshUsername"])
-            .or_else(|| ssh.as_ref().and_then(|s| s.user.clone()))
-            .or(proxmox_user)
-            .ok_or(SshError::Required)?;
-        let key =
-            payload_str(payload, &["sshPrivateKey"]).or_else(|| t.secrets.ssh_private_key.clone());
-        let auth = if let Some(pem) = key {
+        let cfg_user = ssh.as_ref().and_then(|s| s.user.clone()).or(proxmox_user);
+
+        let p_host = payload_str(payload, &["sshHost"]);
+        let p_port = ["sshPort", "port"]
+            .iter()
+            .find_map(|k| payload.get(*k).and_then(Value::as_u64))
+            .filter(|p| (1..=65535).contains(p))
+            .map(|p| p as u16);
+        let p_user = payload_str(payload, &["sshUsername"]);
+        let mut overridden = Vec::new();
+        if p_host.is_some() && p_host != cfg_host {
+            overridden.push("host");
+        }
+        if p_port.is_some_and(|p| p != cfg_port) {
+            overridden.push("port");
+        }
+        if p_user.is_some() && p_user != cfg_user {
+            overridden.push("user");
+        }
+        let host = p_host.or(cfg_host).ok_or(SshError::Required)?;
+        let port = p_port.unwrap_or(cfg_port);
+        let username = p_user.or(cfg_user).ok_or(SshError::Required)?;
+
+        let p_key = payload_str(payload, &["sshPrivateKey"]);
+        let p_password = payload_str(payload, &["sshPassword"]);
+        let auth = if !overridden.is_empty() {
+            let what = overridden.join(", ");
+            if !c.allow_ssh_override {
+                return Err(SshError::PolicyForbidden(format!(
+                    "target {:?} does not let commands choose the SSH {what} \
+                     (allow_ssh_override is off; the customer can turn it on locally \
+                     with `botmox-agent targets add … --allow-ssh-override` or in the tray)",
+                    c.id
+                )));
+            }
+            if let Some(pem) = p_key {
+                SshAuth::Key {
+                    pem,
+                    passphrase: payload_str(payload, &["sshPassphrase"]),
+                }
+            } else if let Some(pw) = p_password {
+                SshAuth::Password(pw)
+            } else {
+                return Err(SshError::OverrideWithoutCredentials(what));
+            }
+        } else if let Some(pem) = p_key {
             SshAuth::Key {
                 pem,
-                passphrase: payload_str(payload, &["sshPassphrase"])
-                    .or_else(|| t.secrets.ssh_passphrase.clone()),
+                passphrase: payload_str(payload, &["sshPassphrase"]),
             }
-        } else if let Some(pw) = payload_str(payload, &["sshPassword"])
+        } else if let Some(pem) = t.secrets.ssh_private_key.clone() {
+            SshAuth::Key {
+                pem,
+                passphrase: t.secrets.ssh_passphrase.clone(),
+            }
+        } else if let Some(pw) = p_password
             .or_else(|| t.secrets.ssh_password.clone())
             .or_else(|| t.secrets.password.clone())
         {
@@ -178,30 +228,6 @@ impl SshSettings {
             SshAuth::Key { .. } => "key",
         }
     }
-}
-
-/// The allowlist of §4.7 (case-insensitive, whole string).
-pub fn is_allowlisted(command: &str) -> bool {
-    static RES: OnceLock<Vec<regex::Regex>> = OnceLock::new();
-    let res = RES.get_or_init(|| {
-        [
-            r"^qm\s+(status|start|stop|shutdown|reset|suspend|resume)\s+\d+$",
-            r"^qm\s+sendkey\s+\d+\s+[A-Za-z0-9_+-]+$",
-            r"^cat\s+/etc/pve/qemu-server/\d+\.conf$",
-            r"^pvesh\s+get\s+/nodes/[^\s]+/qemu/?$",
-            r"^pvesh\s+get\s+/cluster/resources/?$",
-        ]
-        .iter()
-        .map(|p| {
-            regex::RegexBuilder::new(p)
-                .case_insensitive(true)
-                .build()
-                .expect("static allowlist regex")
-        })
-        .collect()
-    });
-    let c = command.trim();
-    res.iter().any(|r| r.is_match(c))
 }
 
 /// Output of a remote command (right-trimmed like the original agent).
@@ -494,10 +520,6 @@ fn vmid(payload: &Value, action: &str) -> Result<u64, ExecError> {
         .ok_or_else(|| ExecError::bad_request(format!("vmid required for proxmox.ssh-{action}")))
 }
 
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// `ssh-status` / `ssh-test` / `ssh-bootstrap` / `ssh-read-config` /
 /// `ssh-write-config` / `ssh-exec` (also reachable as `ssh.<action>`).
 pub async fn execute(action: &str, payload: &Value, ctx: &ExecContext) -> Result<Value, ExecError> {
@@ -517,12 +539,18 @@ pub async fn execute(action: &str, payload: &Value, ctx: &ExecContext) -> Result
             let s = match SshSettings::resolve(target, payload) {
                 Ok(s) => s,
                 Err(e) => {
+                    let message = match &e {
+                        SshError::Required => {
+                            "SSH credentials are not configured for this computer.".to_string()
+                        }
+                        other => other.to_string(),
+                    };
                     return Ok(json!({
                         "configured": false, "connected": false, "mode": "none",
                         "host": Value::Null, "port": Value::Null, "username": Value::Null,
                         "code": e.code(),
-                        "message": "SSH credentials are not configured for this computer.",
-                    }))
+                        "message": message,
+                    }));
                 }
             };
             let timeout = timeout_ms(payload, &["timeoutMs", "timeout_ms"], 10_000);
@@ -579,6 +607,9 @@ pub async fn execute(action: &str, payload: &Value, ctx: &ExecContext) -> Result
         }
         "write-config" => {
             let target = ctx.targets.resolve(payload)?;
+            // A whole raw <vmid>.conf can hold any host-level key (args,
+            // hookscript, hostpci, …): only with the target's local flag.
+            target.require_host_level_config("proxmox.ssh-write-config (a raw VM config file)")?;
             let s = SshSettings::resolve(target, payload)?;
             let id = vmid(payload, action)?;
             let mut content = payload
@@ -619,17 +650,25 @@ pub async fn execute(action: &str, payload: &Value, ctx: &ExecContext) -> Result
             Ok(json!({ "written": true, "path": path }))
         }
         "exec" => {
-            let command = payload_str(payload, &["command"])
+            // Not trimmed: a trailing newline or tab is refused like any other.
+            let command = payload
+                .get("command")
+                .and_then(Value::as_str)
+                .filter(|c| !c.trim().is_empty())
                 .ok_or_else(|| ExecError::bad_request("command required for proxmox.ssh-exec"))?;
             let target = ctx.targets.resolve(payload)?;
-            let s = SshSettings::resolve(target, payload)?;
-            let allowlisted = is_allowlisted(&command);
             let wants_unsafe = payload.get("allowUnsafe").and_then(Value::as_bool) == Some(true);
-            if !(allowlisted || (wants_unsafe && s.allow_unsafe)) {
-                return Err(SshError::Forbidden.into());
-            }
+            let target_allows_unsafe = target.config.ssh.as_ref().is_some_and(|s| s.allow_unsafe);
+            // Allowlisted: argv rebuilt with every word quoted. Otherwise only
+            // when the payload asks for it AND the customer allowed it locally.
+            let (remote, allowlisted) = match allowlist::parse(command) {
+                Ok(parsed) => (parsed.to_remote_command(), true),
+                Err(_) if wants_unsafe && target_allows_unsafe => (command.to_string(), false),
+                Err(e) => return Err(SshError::Forbidden(e).into()),
+            };
+            let s = SshSettings::resolve(target, payload)?;
             let timeout = timeout_ms(payload, &["timeoutMs", "timeout", "timeout_ms"], 30_000);
-            let o = run(&s, known, &command, None, timeout, &ctx.cancel).await?;
+            let o = run(&s, known, &remote, None, timeout, &ctx.cancel).await?;
             Ok(json!({
                 "stdout": o.stdout, "stderr": o.stderr,
                 "exitCode": o.exit_code, "allowlisted": allowlisted,
@@ -647,33 +686,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allowlist() {
-        for ok in [
-            "qm status 101",
-            "QM start 9000",
-            "qm sendkey 101 ctrl-alt-delete",
-            "cat /etc/pve/qemu-server/101.conf",
-            "pvesh get /nodes/pve/qemu",
-            "pvesh get /cluster/resources/",
-        ] {
-            assert!(is_allowlisted(ok), "{ok}");
-        }
-        for bad in [
-            "qm destroy 101",
-            "qm status 101; rm -rf /",
-            "cat /etc/shadow",
-            "cat /etc/pve/qemu-server/101.conf && id",
-            "pvesh set /nodes/pve/qemu",
-            "",
-        ] {
-            assert!(!is_allowlisted(bad), "{bad}");
-        }
+    fn classify_messages() {
         assert_eq!(
             classify("Connection refused (os error 111)").code(),
             "SSH_UNREACHABLE"
         );
         assert_eq!(classify("Permission denied").code(), "SSH_AUTH_FAILED");
         assert_eq!(classify("weird").code(), "SSH_EXEC_ERROR");
-        assert_eq!(sh_quote("a'b"), "'a'\\''b'");
     }
 }

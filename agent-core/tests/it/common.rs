@@ -38,6 +38,8 @@ pub fn token_target(sim: &PveSim, id: &str) -> Target {
                 ..TargetTls::default()
             },
             ssh: None,
+            allow_ssh_override: false,
+            allow_host_level_config: false,
         },
         secrets: TargetSecrets {
             token_secret: Some(sim.token_secret().into()),
@@ -62,6 +64,8 @@ pub fn password_target(sim: &PveSim, id: &str, password: &str) -> Target {
                 ..TargetTls::default()
             },
             ssh: None,
+            allow_ssh_override: false,
+            allow_host_level_config: false,
         },
         secrets: TargetSecrets {
             password: Some(password.into()),

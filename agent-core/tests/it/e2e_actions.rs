@@ -276,6 +276,7 @@ async fn agent_with_targets(server: &Server, sim: &PveSim, sshd: &Sshd) -> (Agen
         "--ssh-key",
         key,
         "--ssh-allow-unsafe",
+        "--allow-host-level-config",
         "--ssh-qemu-config-dir",
         qemu_dir.to_str().unwrap(),
         "--ssh-iso-dir",
@@ -295,6 +296,8 @@ async fn agent_with_targets(server: &Server, sim: &PveSim, sshd: &Sshd) -> (Agen
         "--username",
         sim.username(),
         "--password-stdin",
+        // the SSH test user is chosen by the command (with its own password)
+        "--allow-ssh-override",
     ];
     args.extend(strs(&sim_ssh));
     add_target(&agent, &args, sim.password()).await;
@@ -317,6 +320,7 @@ async fn agent_with_targets(server: &Server, sim: &PveSim, sshd: &Sshd) -> (Agen
     args.extend([
         "--ssh-key",
         key,
+        "--allow-host-level-config",
         "--ssh-qemu-config-dir",
         qemu_dir.to_str().unwrap(),
     ]);
@@ -936,6 +940,12 @@ async fn every_action_through_server_agent_sim_and_sshd() {
                 "write-config",
                 json!({"target": "sim", "vmid": vmid}),
                 "BAD_REQUEST",
+            ),
+            // a raw config file needs the target's allow_host_level_config
+            (
+                "write-config",
+                json!({"target": "tampered", "vmid": vmid, "content": "args: -x"}),
+                "TARGET_POLICY_FORBIDDEN",
             ),
             ("read-config", json!({"target": "sim"}), "BAD_REQUEST"),
             ("exec", json!({"target": "sim"}), "BAD_REQUEST"),

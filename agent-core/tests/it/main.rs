@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod e2e_actions;
+mod fuzz_entry;
 mod http;
 mod proxmox;
 mod recovery;

@@ -629,3 +629,82 @@ async fn invalid_parameters_are_refused_before_sending() {
     assert!(sim.vm(101).is_none());
     sim.assert_no_violations();
 }
+
+/// Issue #11, finding 3: `update-config` keys that reach the Proxmox host
+/// (and cdrom paths on the host) are refused with `TARGET_POLICY_FORBIDDEN`
+/// naming the key unless the customer set `allow_host_level_config` on the
+/// target; nothing reaches PVE. Normal keys (`smbios1`, the provisioning
+/// chain's) never need the flag.
+#[tokio::test]
+async fn finding_3_host_level_config_keys_need_allow_host_level_config() {
+    let sim = sim().await;
+    let ctx = ctx(vec![token_target(&sim, "pve1")]);
+    let before = exec(&ctx, "proxmox.get-config", json!({"vmid": 9000})).await;
+    for (key, value) in [
+        ("args", "-device pci-assign,host=01:00.0"),
+        ("hookscript", "local:snippets/hook.pl"),
+        ("hostpci0", "0000:01:00.0"),
+        ("usb0", "host=1-2"),
+        ("serial0", "/dev/ttyS0"),
+        ("parallel0", "/dev/parport0"),
+        ("virtiofs0", "shared"),
+        ("scsi5", "/dev/sda"),
+    ] {
+        for payload in [
+            json!({"vmid": 9000, key: value}),
+            json!({"vmid": 9000, "config": {"memory": 2048, key: value}}),
+        ] {
+            let e = exec_err(&ctx, "proxmox.update-config", payload.clone()).await;
+            assert_eq!(e.code, "TARGET_POLICY_FORBIDDEN", "{payload}: {e}");
+            assert!(e.message.contains(key), "names {key}: {}", e.message);
+            assert!(
+                e.message.contains("allow_host_level_config"),
+                "{}",
+                e.message
+            );
+        }
+    }
+    let e = exec_err(
+        &ctx,
+        "proxmox.attach-cdrom",
+        json!({"vmid": 9000, "isoPath": "/dev/sda"}),
+    )
+    .await;
+    assert_eq!(e.code, "TARGET_POLICY_FORBIDDEN", "{e}");
+    let e = exec_err(
+        &ctx,
+        "proxmox.ssh-write-config",
+        json!({"vmid": 9000, "content": "args: -x\n"}),
+    )
+    .await;
+    assert_eq!(e.code, "TARGET_POLICY_FORBIDDEN", "{e}");
+    assert!(e.message.contains("ssh-write-config"), "{}", e.message);
+    assert_eq!(
+        exec(&ctx, "proxmox.get-config", json!({"vmid": 9000})).await,
+        before,
+        "nothing reached PVE"
+    );
+    // what provisioning needs is a normal key
+    let up = exec(
+        &ctx,
+        "proxmox.update-config",
+        json!({"vmid": 9000, "smbios1": "uuid=7a2e1f40-2d5b-4c1e-9d3e-2f1b0c9a8e71,manufacturer=Qm90LU1veA==,base64=1", "memory": 4096}),
+    )
+    .await;
+    assert_eq!(up["updated"], true);
+
+    // with the local flag the same keys go through (PVE's schema decides)
+    let mut t = token_target(&sim, "pve1");
+    t.config.allow_host_level_config = true;
+    let allowed = crate::common::ctx(vec![t]);
+    let up = exec(
+        &allowed,
+        "proxmox.update-config",
+        json!({"vmid": 9000, "args": "-no-hpet", "serial0": "socket"}),
+    )
+    .await;
+    assert_eq!(up["updated"], true);
+    let cfg = exec(&allowed, "proxmox.get-config", json!({"vmid": 9000})).await;
+    assert_eq!(cfg["args"], "-no-hpet", "{cfg}");
+    sim.assert_no_violations();
+}

@@ -106,9 +106,11 @@ impl Server {
 
     /// Direct SQL on the server's database (to age a token).
     pub(crate) async fn sql(&self, q: &str) {
+        use control_server::db::Read;
         let db = &self.running.as_ref().expect("server running").db;
+        let mut writer = db.writer();
         sqlx::query(q)
-            .execute(db.writer())
+            .execute(writer.exec())
             .await
             .unwrap_or_else(|e| panic!("{q}: {e}"));
     }

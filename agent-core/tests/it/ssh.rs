@@ -38,6 +38,20 @@ fn start_sshd() -> Sshd {
     keygen(&d.join("host_key"));
     keygen(&d.join("client_key"));
     std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+    // Stand-ins for the PVE tools, first on the session's PATH: they print
+    // the argv they received, so a test sees exactly what ran.
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["qm", "pvesh"] {
+        let path = bin.join(tool);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nprintf '{tool}'\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\necho\n"),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     // sshd refuses to start without its privilege separation directory
     std::fs::create_dir_all("/run/sshd").expect("create /run/sshd (tests run as root)");
     let port = free_port();
@@ -45,13 +59,16 @@ fn start_sshd() -> Sshd {
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
          AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin yes\nPubkeyAuthentication yes\n\
          PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-         MaxAuthTries 6\nLogLevel ERROR\nSubsystem sftp internal-sftp\n",
+         MaxAuthTries 6\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n\
+         SetEnv PATH={d}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
         d = d.display()
     );
     std::fs::write(d.join("sshd_config"), config).unwrap();
     let child = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f"])
+        .args(["-D", "-f"])
         .arg(d.join("sshd_config"))
+        .arg("-E")
+        .arg(d.join("sshd.log"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -82,6 +99,8 @@ fn ssh_target(sshd: &Sshd, id: &str, allow_unsafe: bool, conf_dir: &Path) -> Tar
             username: Some("root@pam".into()),
             tls: Default::default(),
             ssh: Some(cfg),
+            allow_ssh_override: false,
+            allow_host_level_config: false,
         },
         secrets: TargetSecrets {
             password: Some("not-the-root-password".into()),
@@ -127,9 +146,11 @@ async fn ssh_against_real_openssh() {
     let known_file = sshd.dir.path().join("known_hosts.json");
     let known = KnownHosts::new(known_file.clone());
 
-    let key_t = ssh_target(&sshd, "key", true, &conf_dir);
+    let mut key_t = ssh_target(&sshd, "key", true, &conf_dir);
+    key_t.config.allow_host_level_config = true; // ssh-write-config
     let mut pw_t = ssh_target(&sshd, "pw", false, &conf_dir);
     pw_t.secrets.ssh_private_key = None; // password auth with a wrong password
+    pw_t.config.allow_ssh_override = true; // the test user comes with the command
     let mut none_t = ssh_target(&sshd, "none", false, &conf_dir);
     none_t.secrets = TargetSecrets::default();
     let mut down_t = ssh_target(&sshd, "down", false, &conf_dir);
@@ -356,5 +377,278 @@ async fn provision_iso_sftp_fallback_when_the_api_refuses() {
     .await;
     assert_eq!(e.code, "ISO_UPLOAD_FAILED");
     assert!(e.message.contains("no SSH configured"), "{}", e.message);
+    sim.assert_no_violations();
+}
+
+/// The sshd's log (LogLevel VERBOSE) from byte `from` on.
+fn sshd_log(sshd: &Sshd, from: usize) -> String {
+    let log = std::fs::read_to_string(sshd.dir.path().join("sshd.log")).unwrap_or_default();
+    log.get(from..).unwrap_or("").to_string()
+}
+
+/// Issue #11, finding 1: the `ssh-exec` allowlist was a set of regexes
+/// (`^pvesh\s+get\s+/nodes/[^\s]+/qemu/?$`) whose match was then run by the
+/// remote shell, so `$(…)`, backticks, `;`, `|`, `&&`, `>` and whitespace
+/// other than spaces got through. Every bypass below must be refused with
+/// `SSH_COMMAND_FORBIDDEN` before anything is sent, and nothing may run on
+/// the host (the marker file `/tmp/p` of the original report stays absent);
+/// the legitimate commands still run against the real sshd, with exactly
+/// the argv the allowlist parsed (the stand-in `qm`/`pvesh` print it).
+#[tokio::test]
+async fn finding_1_ssh_exec_allowlist_bypass_is_refused() {
+    let sshd = start_sshd();
+    let conf_dir = sshd.dir.path().join("qemu-server");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    // allow_unsafe is off: `allowUnsafe` in the payload changes nothing
+    let ctx = ssh_ctx(
+        vec![ssh_target(&sshd, "key", false, &conf_dir)],
+        KnownHosts::in_memory(),
+    );
+    let marker = Path::new("/tmp/p");
+    let _ = std::fs::remove_file(marker);
+    let long_node = "a".repeat(5000);
+    let bypasses: Vec<String> = vec![
+        // the reproduced one, verbatim
+        "pvesh get /nodes/$(touch${IFS}/tmp/p)/qemu".into(),
+        "pvesh get /nodes/`touch${IFS}/tmp/p`/qemu".into(),
+        "pvesh get /nodes/pve;touch${IFS}/tmp/p;/qemu".into(),
+        "pvesh get /nodes/pve|touch${IFS}/tmp/p|/qemu".into(),
+        "pvesh get /nodes/pve&&touch${IFS}/tmp/p&&/qemu".into(),
+        "pvesh get /nodes/pve>/tmp/p||/qemu".into(),
+        "pvesh get /nodes/$IFS/qemu".into(),
+        "pvesh get /nodes/${IFS}touch${IFS}/tmp/p/qemu".into(),
+        "pvesh\tget\t/nodes/pve/qemu".into(),
+        "qm\tstatus\t101".into(),
+        "pvesh get\n/nodes/pve/qemu".into(),
+        "qm status 101\ntouch /tmp/p".into(),
+        "qm status 101\n".into(),
+        "qm status 101\r".into(),
+        "qm status 101\r\ntouch /tmp/p".into(),
+        "qm status 101\0touch /tmp/p".into(),
+        "qm\u{00A0}status 101".into(),
+        "qm status\u{2003}101".into(),
+        "qm status\u{3000}101".into(),
+        "pvesh get /nodes/pve\u{2028}/qemu".into(),
+        "qm status 101 ; touch /tmp/p".into(),
+        "qm status `touch /tmp/p`".into(),
+        "cat /etc/pve/qemu-server/101.conf && touch /tmp/p".into(),
+        "cat /etc/pve/qemu-server/101.conf>/tmp/p".into(),
+        "qm sendkey 101 ctrl$(touch${IFS}/tmp/p)".into(),
+        "qm sendkey 101 --skiplock".into(),
+        "pvesh get /nodes/../../qemu".into(),
+        format!("pvesh get /nodes/{long_node}/qemu"),
+        format!("qm status 101{}", " ".repeat(300)),
+    ];
+    for b in &bypasses {
+        for unsafe_asked in [false, true] {
+            let e = exec_err(
+                &ctx,
+                "proxmox.ssh-exec",
+                json!({"target": "key", "command": b, "allowUnsafe": unsafe_asked}),
+            )
+            .await;
+            assert_eq!(e.code, "SSH_COMMAND_FORBIDDEN", "{b:?}: {e}");
+        }
+    }
+    assert!(!marker.exists(), "a bypass ran on the host");
+
+    for (command, stdout) in [
+        ("qm status 101", "qm[status][101]"),
+        ("QM start 9000", "qm[start][9000]"),
+        ("qm  shutdown   7", "qm[shutdown][7]"),
+        (
+            "qm sendkey 101 ctrl-alt-delete",
+            "qm[sendkey][101][ctrl-alt-delete]",
+        ),
+        ("pvesh get /nodes/pve/qemu", "pvesh[get][/nodes/pve/qemu]"),
+        (
+            "pvesh get /nodes/pve-2/qemu/",
+            "pvesh[get][/nodes/pve-2/qemu]",
+        ),
+        (
+            "pvesh get /cluster/resources/",
+            "pvesh[get][/cluster/resources]",
+        ),
+    ] {
+        let r = exec(
+            &ctx,
+            "ssh.exec",
+            json!({"target": "key", "command": command}),
+        )
+        .await;
+        assert_eq!(r["allowlisted"], true, "{command}: {r}");
+        assert_eq!(r["exitCode"], 0, "{command}: {r}");
+        assert_eq!(r["stdout"], stdout, "{command}: {r}");
+    }
+    // cat runs the real cat on the fixed path (absent here: exit 1)
+    let r = exec(
+        &ctx,
+        "ssh.exec",
+        json!({"target": "key", "command": "cat /etc/pve/qemu-server/101.conf"}),
+    )
+    .await;
+    assert_eq!(r["allowlisted"], true, "{r}");
+    assert!(
+        r["stderr"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/etc/pve/qemu-server/101.conf"),
+        "{r}"
+    );
+    assert!(!marker.exists());
+}
+
+/// Issue #11, finding 2: a payload that points SSH at another host/port
+/// (`sshHost`/`sshPort`/`port`/`sshUsername`) used to get the target's
+/// stored SSH password, SSH key or even the Proxmox password, and the new
+/// host's key was trusted on first use. A second sshd on loopback plays the
+/// "evil" host: it must see no authentication attempt at all while the
+/// target does not allow overrides (`TARGET_POLICY_FORBIDDEN`), nor when it
+/// does but the payload brings no credentials of its own (`SSH_REQUIRED`);
+/// the SFTP fallback of the provisioning ISO follows the same rule. Only a
+/// payload's own password reaches it (the positive control that proves the
+/// log check sees attempts).
+#[tokio::test]
+async fn finding_2_stored_secrets_never_go_to_a_payload_chosen_host() {
+    let sim = sim().await;
+    let good = start_sshd();
+    let evil = start_sshd();
+    let conf_dir = good.dir.path().join("qemu-server");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+
+    // only a Proxmox password stored (the report's case)
+    let mut victim = ssh_target(&good, "victim", false, &conf_dir);
+    victim.secrets = TargetSecrets {
+        password: Some("stored-proxmox-password".into()),
+        ..TargetSecrets::default()
+    };
+    // a stored SSH password
+    let mut sshpw = ssh_target(&good, "sshpw", false, &conf_dir);
+    sshpw.secrets = TargetSecrets {
+        ssh_password: Some("stored-ssh-password".into()),
+        ..TargetSecrets::default()
+    };
+    // a stored key (ssh_target's default), overrides allowed but no
+    // credentials in the payload
+    let keyed = ssh_target(&good, "keyed", false, &conf_dir);
+    let mut open = ssh_target(&good, "open", false, &conf_dir);
+    open.config.allow_ssh_override = true;
+    // a Proxmox target with SSH for the SFTP fallback
+    let mut iso = token_target(&sim, "iso");
+    iso.config.ssh = Some(ssh_config("127.0.0.1", good.port));
+    iso.secrets.ssh_password = Some("stored-ssh-password".into());
+    let ctx = ssh_ctx(
+        vec![victim, sshpw, keyed, open, iso],
+        KnownHosts::in_memory(),
+    );
+
+    std::thread::sleep(Duration::from_millis(300)); // the start probe's log lines
+    let baseline = sshd_log(&evil, 0).len();
+    let ep = evil.port;
+    for (target, payload, code) in [
+        (
+            "victim",
+            json!({"sshHost": "127.0.0.1", "sshPort": ep}),
+            "TARGET_POLICY_FORBIDDEN",
+        ),
+        (
+            "victim",
+            json!({"sshHost": "localhost", "port": ep}),
+            "TARGET_POLICY_FORBIDDEN",
+        ),
+        ("sshpw", json!({"sshPort": ep}), "TARGET_POLICY_FORBIDDEN"),
+        (
+            "sshpw",
+            json!({"sshPort": ep, "sshUsername": "admin"}),
+            "TARGET_POLICY_FORBIDDEN",
+        ),
+        ("keyed", json!({"sshPort": ep}), "TARGET_POLICY_FORBIDDEN"),
+        (
+            "keyed",
+            json!({"sshUsername": "postgres"}),
+            "TARGET_POLICY_FORBIDDEN",
+        ),
+        ("open", json!({"sshPort": ep}), "SSH_REQUIRED"),
+        (
+            "open",
+            json!({"sshPort": ep, "sshPassphrase": "x"}),
+            "SSH_REQUIRED",
+        ),
+    ] {
+        let mut p = payload.clone();
+        p["target"] = json!(target);
+        for probe in ["ssh.test", "proxmox.ssh-status", "ssh.bootstrap"] {
+            let r = exec(&ctx, probe, p.clone()).await;
+            assert_eq!(r["code"], code, "{probe} {p}: {r}");
+            assert_eq!(r["connected"], false, "{probe} {p}: {r}");
+        }
+        let mut e = p.clone();
+        e["command"] = json!("qm status 1");
+        let err = exec_err(&ctx, "proxmox.ssh-exec", e).await;
+        assert_eq!(err.code, code, "{p}: {err}");
+        let mut r = p.clone();
+        r["vmid"] = json!(101);
+        let err = exec_err(&ctx, "proxmox.ssh-read-config", r).await;
+        assert_eq!(err.code, code, "{p}: {err}");
+    }
+    // the SFTP fallback of create-provision-iso
+    sim.faults().fail_next(1, 403, Some("/upload"));
+    let e = exec_err(
+        &ctx,
+        "proxmox.create-provision-iso",
+        json!({"target": "iso", "vmid": 9000, "sshPort": ep,
+               "files": {"Autounattend.xml": "PHVuYXR0ZW5kLz4="}}),
+    )
+    .await;
+    assert_eq!(e.code, "ISO_UPLOAD_FAILED", "{e}");
+    assert!(
+        e.message.contains("TARGET_POLICY_FORBIDDEN"),
+        "{}",
+        e.message
+    );
+
+    let log = sshd_log(&evil, baseline);
+    for needle in [
+        "Failed",
+        "Accepted",
+        "Invalid user",
+        "Postponed",
+        "authenticat",
+        "Connection from",
+    ] {
+        assert!(
+            !log.contains(needle),
+            "the evil sshd saw {needle:?}:\n{log}"
+        );
+    }
+
+    // positive control: overrides allowed + the payload's own password →
+    // that password (and only it) is tried on the evil host
+    let r = exec(
+        &ctx,
+        "ssh.test",
+        json!({"target": "open", "sshPort": ep, "sshPassword": "payload-password"}),
+    )
+    .await;
+    assert_eq!(r["code"], "SSH_AUTH_FAILED", "{r}");
+    assert_eq!(r["mode"], "password", "{r}");
+    let log = sshd_log(&evil, baseline);
+    assert!(log.contains("Failed password for root"), "{log}");
+    assert_eq!(log.matches("Failed password").count(), 1, "{log}");
+    assert!(!log.contains("publickey"), "{log}");
+
+    // the configured host still gets the stored secrets
+    let r = exec(&ctx, "ssh.test", json!({"target": "keyed"})).await;
+    assert_eq!(r["code"], "OK", "{r}");
+    let r = exec(
+        &ctx,
+        "ssh.test",
+        json!({"target": "keyed", "sshHost": "127.0.0.1", "sshPort": good.port, "sshUsername": "root"}),
+    )
+    .await;
+    assert_eq!(
+        r["code"], "OK",
+        "the configured endpoint is no override: {r}"
+    );
     sim.assert_no_violations();
 }

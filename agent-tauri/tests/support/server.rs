@@ -100,11 +100,14 @@ impl Server {
 
     /// Makes a pending pairing's code expired (direct SQL).
     pub async fn expire_pairing(&self, agent_id: &str) {
+        use control_server::db::Read;
         let db = &self.running.as_ref().expect("server running").db;
+        // through the writer pool (the one connection writes use on SQLite)
+        let mut writer = db.writer();
         sqlx::query("UPDATE agents SET pairing_expires_at = $1 WHERE id = $2")
             .bind(1_i64)
             .bind(agent_id)
-            .execute(db.writer())
+            .execute(writer.exec())
             .await
             .expect("expire the pairing");
     }
