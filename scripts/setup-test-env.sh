@@ -24,6 +24,7 @@ declare -A NEED=(
   [gnome-keyring-daemon]=gnome-keyring   # Secret Service tests
   [dbus-run-session]=dbus-daemon
   [x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64   # Windows cross-check (C build scripts)
+  [xmllint]=libxml2-utils       # unattend answer files checked against their XSD
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -49,6 +50,26 @@ if [[ $(id -u) -eq 0 ]]; then
 elif ! id botmox-ssh-test >/dev/null 2>&1; then
   die "the SSH tests need the local user botmox-ssh-test: run 'sudo bash agent-core/tests/setup-ssh-test-user.sh'"
 fi
+
+# schemathesis (PyPI, pinned) for the API contract test
+# (control-server/tests/it/schemathesis.rs, which looks for it here), in its
+# own virtualenv so it cannot clash with other Python packages.
+ST_VERSION=4.32.5
+ST_VENV=/var/tmp/botmox-tools/schemathesis
+if [[ "$("$ST_VENV/bin/st" --version 2>/dev/null)" != *"$ST_VERSION"* ]]; then
+  log "installing schemathesis $ST_VERSION into $ST_VENV"
+  if ! python3 -m venv --clear "$ST_VENV" >/dev/null 2>&1; then
+    [[ $(id -u) -eq 0 ]] || die "python3 cannot create a virtualenv: run 'sudo apt-get install -y python3-venv'"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends python3-venv python3-pip >/dev/null
+    python3 -m venv --clear "$ST_VENV" || die "python3 cannot create a virtualenv in $ST_VENV"
+  fi
+  "$ST_VENV/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$ST_VERSION" \
+    || die "cannot install schemathesis $ST_VERSION from PyPI"
+fi
+[[ "$("$ST_VENV/bin/st" --version 2>/dev/null)" == *"$ST_VERSION"* ]] \
+  || die "schemathesis $ST_VERSION is not usable at $ST_VENV/bin/st"
 
 # PostgreSQL on 127.0.0.1:5432 (the postgres:: tests need it).
 PGURL="${BOTMOX_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
@@ -77,4 +98,4 @@ fi
 # Drop databases left behind by aborted test runs.
 psql "$PGURL/postgres" -qAtc "select datname from pg_database where datname like 'botmox_t_%'" \
   | while read -r db; do [[ -n "$db" ]] && psql "$PGURL/postgres" -qc "drop database if exists \"$db\" with (force)"; done
-log "ready: packages present, PostgreSQL at $PGURL"
+log "ready: packages present, schemathesis $ST_VERSION, PostgreSQL at $PGURL"

@@ -77,9 +77,16 @@ pub struct Settings {
     /// Requests per minute per IP on public endpoints such as login [default: 20].
     #[arg(long, env = "BOTMOX_PUBLIC_RATE_LIMIT_PER_MINUTE", value_name = "N")]
     pub public_rate_limit_per_minute: Option<u32>,
-    /// Trust the left-most `X-Forwarded-For` address (only behind a reverse proxy).
+    /// Take the client address from `X-Forwarded-For` (only behind a reverse
+    /// proxy): the entry `trusted_proxy_hops` from the right.
     #[arg(long, env = "BOTMOX_TRUST_FORWARDED_FOR", value_name = "BOOL")]
     pub trust_forwarded_for: Option<bool>,
+    /// How many reverse proxies in front of the server append to
+    /// `X-Forwarded-For` [default: 1]. The client address is that many
+    /// entries from the right; entries further left are client-supplied and
+    /// ignored.
+    #[arg(long, env = "BOTMOX_TRUSTED_PROXY_HOPS", value_name = "N")]
+    pub trusted_proxy_hops: Option<u32>,
     /// External JWT: HS256 shared secret (Supabase `JWT_SECRET`).
     #[arg(
         long,
@@ -137,6 +144,38 @@ pub struct Settings {
     /// Seconds to let in-flight requests finish on shutdown [default: 30].
     #[arg(long, env = "BOTMOX_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
+    /// Lifetime of a VM's provisioning token in days (1..3650) [default: 30].
+    #[arg(long, env = "BOTMOX_PROVISIONING_TOKEN_TTL_DAYS", value_name = "DAYS")]
+    pub provisioning_token_ttl_days: Option<u32>,
+    /// Also detach (and delete) the provisioning ISO when a VM reports
+    /// `completed` with status `failed` [default: false: kept for diagnosis].
+    #[arg(
+        long,
+        env = "BOTMOX_PROVISIONING_DETACH_ON_FAILURE",
+        value_name = "BOOL"
+    )]
+    pub provisioning_detach_on_failure: Option<bool>,
+    /// Execution lease TTL in seconds; each heartbeat extends the lease by
+    /// this much (60..3600) [default: 300].
+    #[arg(long, env = "BOTMOX_LICENSE_LEASE_TTL_SECONDS", value_name = "SECONDS")]
+    pub license_lease_ttl_seconds: Option<u64>,
+    /// Longest an execution lease lives however often it heartbeats, in
+    /// seconds (at least the TTL, at most 2592000) [default: 86400].
+    #[arg(
+        long,
+        env = "BOTMOX_LICENSE_LEASE_MAX_LIFETIME_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub license_lease_max_lifetime_seconds: Option<u64>,
+    /// HS256 key (at least 32 characters) that signs lease tokens instead
+    /// of `<data_dir>/lease-signing-key`.
+    #[arg(
+        long,
+        env = "BOTMOX_LICENSE_LEASE_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub license_lease_secret: Option<String>,
 }
 
 impl Settings {
@@ -160,12 +199,18 @@ impl Settings {
             api_rate_limit_per_minute,
             public_rate_limit_per_minute,
             trust_forwarded_for,
+            trusted_proxy_hops,
             jwt_hs256_secret,
             jwt_jwks_url,
             jwt_issuer,
             jwt_audience,
             jwt_default_role,
             shutdown_grace_seconds,
+            provisioning_token_ttl_days,
+            provisioning_detach_on_failure,
+            license_lease_ttl_seconds,
+            license_lease_max_lifetime_seconds,
+            license_lease_secret,
             heartbeat_interval_seconds,
             poll_timeout_seconds,
             lease_seconds,
@@ -244,9 +289,29 @@ pub struct Config {
     pub api_rate_limit_per_minute: u32,
     pub public_rate_limit_per_minute: u32,
     pub trust_forwarded_for: bool,
+    /// Reverse proxies that append to `X-Forwarded-For` (1..=10).
+    pub trusted_proxy_hops: u32,
     pub jwt: Option<JwtConfig>,
     pub shutdown_grace_seconds: u64,
     pub bus: BusConfig,
+    pub provisioning: ProvisioningConfig,
+    pub licensing: LicensingConfig,
+}
+
+/// Execution leases (`/api/v1/license/*`).
+#[derive(Debug, Clone)]
+pub struct LicensingConfig {
+    pub lease_ttl_s: u64,
+    pub lease_max_lifetime_s: u64,
+    /// Configured signing secret; `None`: the key file in the data dir.
+    pub lease_secret: Option<String>,
+}
+
+/// Provisioning tokens and the auto-detach.
+#[derive(Debug, Clone, Copy)]
+pub struct ProvisioningConfig {
+    pub token_ttl_days: u32,
+    pub detach_on_failure: bool,
 }
 
 /// Command-bus timing. The server dictates these to agents.
@@ -430,8 +495,52 @@ impl Config {
                 "must be between 1 and 3600",
             ));
         }
+        let trusted_proxy_hops = s.trusted_proxy_hops.unwrap_or(1);
+        if !(1..=10).contains(&trusted_proxy_hops) {
+            return Err(invalid("trusted_proxy_hops", "must be between 1 and 10"));
+        }
+        let provisioning = ProvisioningConfig {
+            token_ttl_days: s.provisioning_token_ttl_days.unwrap_or(30),
+            detach_on_failure: s.provisioning_detach_on_failure.unwrap_or(false),
+        };
+        if !(1..=3650).contains(&provisioning.token_ttl_days) {
+            return Err(invalid(
+                "provisioning_token_ttl_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        let licensing = LicensingConfig {
+            lease_ttl_s: s.license_lease_ttl_seconds.unwrap_or(300),
+            lease_max_lifetime_s: s.license_lease_max_lifetime_seconds.unwrap_or(86_400),
+            lease_secret: s.license_lease_secret,
+        };
+        if !(60..=3600).contains(&licensing.lease_ttl_s) {
+            return Err(invalid(
+                "license_lease_ttl_seconds",
+                "must be between 60 and 3600",
+            ));
+        }
+        if !(licensing.lease_ttl_s..=2_592_000).contains(&licensing.lease_max_lifetime_s) {
+            return Err(invalid(
+                "license_lease_max_lifetime_seconds",
+                "must be between license_lease_ttl_seconds and 2592000",
+            ));
+        }
+        if licensing
+            .lease_secret
+            .as_ref()
+            .is_some_and(|k| k.chars().count() < 32)
+        {
+            return Err(invalid(
+                "license_lease_secret",
+                "must be at least 32 characters",
+            ));
+        }
         Ok(Config {
             bus,
+            provisioning,
+            licensing,
+            trusted_proxy_hops,
             data_dir,
             database_url,
             listen,
@@ -472,6 +581,7 @@ impl Config {
             "api_rate_limit_per_minute": self.api_rate_limit_per_minute,
             "public_rate_limit_per_minute": self.public_rate_limit_per_minute,
             "trust_forwarded_for": self.trust_forwarded_for,
+            "trusted_proxy_hops": self.trusted_proxy_hops,
             "jwt": self.jwt.as_ref().map(|j| serde_json::json!({
                 "hs256_secret": j.hs256_secret.as_ref().map(|_| "[REDACTED]"),
                 "jwks_url": j.jwks_url,
@@ -487,6 +597,11 @@ impl Config {
             "agent_token_ttl_days": self.bus.agent_token_ttl_days,
             "agent_offline_after_seconds": self.bus.offline_after_s,
             "sweep_interval_seconds": self.bus.sweep_interval_s,
+            "provisioning_token_ttl_days": self.provisioning.token_ttl_days,
+            "provisioning_detach_on_failure": self.provisioning.detach_on_failure,
+            "license_lease_ttl_seconds": self.licensing.lease_ttl_s,
+            "license_lease_max_lifetime_seconds": self.licensing.lease_max_lifetime_s,
+            "license_lease_secret": self.licensing.lease_secret.as_ref().map(|_| "[REDACTED]"),
         })
     }
 }

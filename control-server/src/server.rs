@@ -103,6 +103,7 @@ pub async fn start_with(
     let mut background = vec![sweeper::spawn(
         services.commands.clone(),
         services.agents.clone(),
+        services.provisioning.clone(),
         Duration::from_secs(cfg.bus.sweep_interval_s),
     )];
     if let Some(listener) = services
@@ -116,6 +117,15 @@ pub async fn start_with(
         agents: services.agents,
         commands: services.commands,
         events: services.events,
+        provisioning: services.provisioning.clone(),
+        settings: services.settings,
+        bots: services.bots,
+        finance: services.finance,
+        resources: services.resources,
+        workspace: services.workspace,
+        unattend: services.unattend,
+        vms: services.vms,
+        licensing: services.licensing,
         notifier: services.notifier,
         metrics: if cfg.metrics == MetricsMode::Off {
             None

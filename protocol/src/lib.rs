@@ -82,15 +82,49 @@ pub struct Intervals {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// The one-time code of the pairing (`bmxp_…`).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^bmxp_[A-Za-z0-9_-]{43}$"))]
     pub pairing_code: String,
+    /// At most 200 characters, no control characters or bidi overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]{0,200}$")
+    )]
     pub machine_name: Option<String>,
+    /// At most 100 characters, no control characters or bidi overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]{0,100}$")
+    )]
     pub version: Option<String>,
+    /// At most 100 characters, no control characters or bidi overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]{0,100}$")
+    )]
     pub platform: Option<String>,
+    /// At most 50 entries of 1-100 bytes, no control characters or bidi overrides.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = capabilities_schema))]
     pub capabilities: Vec<String>,
+}
+
+/// `capabilities` of [`RegisterRequest`] as the server checks them.
+#[cfg(feature = "openapi")]
+fn capabilities_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(
+            r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]{1,100}$",
+        )))
+        .max_items(Some(50))
+        .description(Some(
+            "At most 50 entries of 1-100 bytes, no control characters or bidi overrides.",
+        ))
+        .build()
 }
 
 /// An agent as the API shows it.

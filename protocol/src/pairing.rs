@@ -29,11 +29,29 @@ pub struct PairingBundle {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ProxmoxHint {
+    /// `https://…` or `http://…`, at most 500 characters, no control
+    /// characters or bidi overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^(?:https://[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]{0,492}|http://[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]{0,493})$"
+        )
+    )]
     pub url: Option<String>,
+    /// At most 200 characters, no control characters or bidi overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]{0,200}$")
+    )]
     pub username: Option<String>,
+    /// At most 100 characters, no control characters or bidi overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]{0,100}$")
+    )]
     pub node: Option<String>,
 }
 

@@ -59,7 +59,18 @@ pub struct JwtVerifier {
     hs256: Option<DecodingKey>,
     http: reqwest::Client,
     jwks: RwLock<Option<(JwkSet, Instant)>>,
+    /// When the JWKS was last requested, successfully or not: at most one
+    /// request per `JWKS_MIN_REFRESH`, so tokens with made-up `kid`s (or a
+    /// JWKS endpoint that is down) cannot make the server fetch per request.
+    last_fetch: std::sync::Mutex<Option<Instant>>,
+    /// Negative cache: `kid`s a fresh fetch did not have, with when.
+    unknown_kids: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
+
+/// How long a `kid` missing from the JWKS is answered from the negative cache.
+const UNKNOWN_KID_TTL: Duration = Duration::from_secs(300);
+/// Most remembered unknown `kid`s (the cache is cleared when full).
+const MAX_UNKNOWN_KIDS: usize = 10_000;
 
 impl JwtVerifier {
     pub fn new(cfg: JwtConfig) -> Self {
@@ -76,6 +87,8 @@ impl JwtVerifier {
             hs256,
             http,
             jwks: RwLock::new(None),
+            last_fetch: std::sync::Mutex::new(None),
+            unknown_kids: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -134,6 +147,16 @@ impl JwtVerifier {
     }
 
     async fn jwks_key(&self, kid: Option<&str>) -> Result<DecodingKey, JwtError> {
+        let unknown = || JwtError::UnknownKey(kid.map(str::to_string));
+        if let Some(k) = kid {
+            let negative = self.unknown_kids.lock().unwrap_or_else(|e| e.into_inner());
+            if negative
+                .get(k)
+                .is_some_and(|t| t.elapsed() < UNKNOWN_KID_TTL)
+            {
+                return Err(unknown());
+            }
+        }
         {
             let cache = self.jwks.read().await;
             if let Some((set, fetched)) = cache.as_ref() {
@@ -141,17 +164,34 @@ impl JwtVerifier {
                     if let Some(k) = find_key(set, kid) {
                         return k;
                     }
-                    if fetched.elapsed() < JWKS_MIN_REFRESH {
-                        return Err(JwtError::UnknownKey(kid.map(str::to_string)));
-                    }
                 }
             }
         }
+        // Fetch at most once per JWKS_MIN_REFRESH, whatever the outcome.
+        {
+            let mut last = self.last_fetch.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < JWKS_MIN_REFRESH) {
+                return Err(unknown());
+            }
+            *last = Some(Instant::now());
+        }
         let set = self.fetch_jwks().await?;
-        let result = find_key(&set, kid)
-            .unwrap_or_else(|| Err(JwtError::UnknownKey(kid.map(str::to_string))));
+        let result = find_key(&set, kid).unwrap_or_else(|| Err(unknown()));
+        if result.is_err() {
+            self.remember_unknown(kid);
+        }
         *self.jwks.write().await = Some((set, Instant::now()));
         result
+    }
+
+    fn remember_unknown(&self, kid: Option<&str>) {
+        if let Some(k) = kid {
+            let mut negative = self.unknown_kids.lock().unwrap_or_else(|e| e.into_inner());
+            if negative.len() >= MAX_UNKNOWN_KIDS {
+                negative.clear();
+            }
+            negative.insert(k.to_string(), Instant::now());
+        }
     }
 
     async fn fetch_jwks(&self) -> Result<JwkSet, JwtError> {

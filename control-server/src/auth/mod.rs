@@ -161,8 +161,12 @@ impl Identity {
 /// Extract the bearer token from `Authorization: Bearer …` (scheme
 /// case-insensitive).
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+    bearer_from_headers(&parts.headers)
+}
+
+/// [`bearer_token`] from a header map.
+pub fn bearer_from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;

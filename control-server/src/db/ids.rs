@@ -81,3 +81,39 @@ id_type!(
     /// A stored bearer token (session, API or agent token; UUIDv7).
     TokenId
 );
+id_type!(
+    /// A bot (UUIDv7, or the client's own `[A-Za-z0-9_-]{1,100}`; unique per tenant).
+    BotId
+);
+id_type!(
+    /// A finance operation (UUIDv7, or the client's own `[A-Za-z0-9_-]{1,100}`; unique per tenant).
+    FinanceOperationId
+);
+id_type!(
+    /// A playbook (UUIDv7).
+    PlaybookId
+);
+id_type!(
+    /// A provisioning token of a VM (UUIDv7; the secret itself is stored hashed).
+    ProvisioningTokenId
+);
+id_type!(
+    /// A license, proxy or subscription (UUIDv7 or the client's id).
+    ResourceId
+);
+id_type!(
+    /// A note, calendar event or kanban task (UUIDv7 or the client's id).
+    WorkspaceItemId
+);
+id_type!(
+    /// An unattend profile (UUIDv7).
+    UnattendProfileId
+);
+id_type!(
+    /// A tenant license (UUIDv7).
+    LicenseId
+);
+id_type!(
+    /// An execution lease (UUIDv7; the lease token's `jti`).
+    LeaseId
+);

@@ -310,7 +310,9 @@ impl ListSpec {
                     _ => f.add("order", "must be asc or desc"),
                 },
                 "q" => {
-                    if value.chars().count() > MAX_SEARCH {
+                    if value.chars().any(char::is_control) {
+                        f.add("q", "must not contain control characters");
+                    } else if value.chars().count() > MAX_SEARCH {
                         f.add("q", format!("must be at most {MAX_SEARCH} characters"));
                     } else if !self.columns.iter().any(|c| c.search) {
                         f.add("q", "this list has no searchable columns");
@@ -415,6 +417,9 @@ fn typed_value(column: &Column, v: &str) -> Result<Value, String> {
         Kind::Text => {
             if v.chars().count() > 500 {
                 Err("values must be at most 500 characters".into())
+            } else if v.chars().any(char::is_control) {
+                // PostgreSQL cannot even compare a text with NUL in it.
+                Err("values must not contain control characters".into())
             } else {
                 Ok(Value::Text(v.to_string()))
             }
@@ -723,6 +728,13 @@ mod tests {
         ] {
             assert!(fields.contains(&want), "{want} missing in {fields:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_search_and_filters() {
+        let e = SPEC.parse("q=a%00b&name=x%0Ay", &[]).unwrap_err();
+        let fields: Vec<&str> = e.0.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["q", "name"]);
     }
 
     #[test]

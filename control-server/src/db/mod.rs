@@ -21,7 +21,6 @@ pub use error::{StoreError, StoreResult};
 pub use scope::TenantScope;
 pub use time::{ms_to_rfc3339, new_id, now_ms};
 
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -95,11 +94,16 @@ impl Db {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url).ok_or(DbError::UnsupportedUrl)?;
         if backend == Backend::Sqlite {
-            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
-                if !parent.as_os_str().is_empty() {
-                    crate::fsutil::create_private_dir(&parent)
+            if let Some(file) = sqlite_path(url) {
+                if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    crate::fsutil::create_private_dir(parent)
                         .map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
                 }
+                // The database holds password and token hashes: owner-only,
+                // whatever the directory's mode. SQLite gives its -wal and
+                // -shm files the database file's permissions.
+                crate::fsutil::ensure_private_file(&file)
+                    .map_err(|e| DbError::DataDir(file.display().to_string(), e))?;
             }
         }
         let options = AnyConnectOptions::from_str(url)

@@ -8,9 +8,18 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod bots;
 pub mod commands;
 pub mod events;
+pub mod finance;
 pub mod health;
+pub mod licensing;
+pub mod provisioning;
+pub mod resources;
+pub mod settings;
+pub mod unattend;
+pub mod vms;
+pub mod workspace;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -24,4 +33,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(agents::routes())
         .merge(commands::routes())
         .merge(events::routes())
+        .merge(unattend::routes())
+        .merge(provisioning::routes())
+        .merge(bots::routes())
+        .merge(finance::routes())
+        .merge(settings::routes())
+        .merge(resources::routes())
+        .merge(workspace::routes())
+        .merge(vms::routes())
+        .merge(licensing::routes())
 }

@@ -33,9 +33,155 @@ pub const AGENT_OWNER_UNASSIGNED: &str = "AGENT_OWNER_UNASSIGNED";
 pub const AGENT_OWNER_MISMATCH: &str = "AGENT_OWNER_MISMATCH";
 pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
 pub const OUTPUT_LIMIT_EXCEEDED: &str = "OUTPUT_LIMIT_EXCEEDED";
+pub const TOKEN_ALREADY_ROTATED: &str = "TOKEN_ALREADY_ROTATED";
+pub const COMMAND_FINISHED: &str = "COMMAND_FINISHED";
+pub const TOO_MANY_STREAMS: &str = "TOO_MANY_STREAMS";
+// settings (the newer generation's codes for its three typed paths)
+pub const SETTINGS_INVALID_API_KEYS_BODY: &str = "SETTINGS_INVALID_API_KEYS_BODY";
+pub const SETTINGS_INVALID_PROXY_BODY: &str = "SETTINGS_INVALID_PROXY_BODY";
+pub const SETTINGS_INVALID_NOTIFICATION_EVENTS_BODY: &str =
+    "SETTINGS_INVALID_NOTIFICATION_EVENTS_BODY";
+
+pub const BOT_NOT_FOUND: &str = "BOT_NOT_FOUND";
+pub const BOTS_INVALID_LIST_QUERY: &str = "BOTS_INVALID_LIST_QUERY";
+pub const BOTS_INVALID_MUTATION_BODY: &str = "BOTS_INVALID_MUTATION_BODY";
+pub const BOTS_TRANSITION_VALIDATION_FAILED: &str = "BOTS_TRANSITION_VALIDATION_FAILED";
+pub const BOTS_INVALID_BAN_BODY: &str = "BOTS_INVALID_BAN_BODY";
+pub const BOTS_UNBAN_VALIDATION_FAILED: &str = "BOTS_UNBAN_VALIDATION_FAILED";
+pub const FINANCE_OPERATION_NOT_FOUND: &str = "FINANCE_OPERATION_NOT_FOUND";
+pub const FINANCE_INVALID_LIST_QUERY: &str = "FINANCE_INVALID_LIST_QUERY";
+pub const FINANCE_INVALID_CREATE_BODY: &str = "FINANCE_INVALID_CREATE_BODY";
+pub const FINANCE_INVALID_PATCH_BODY: &str = "FINANCE_INVALID_PATCH_BODY";
+pub const FINANCE_INVALID_STATS_QUERY: &str = "FINANCE_INVALID_STATS_QUERY";
+
+// provisioning
+pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
+pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
+pub const TOKEN_REVOKED: &str = "TOKEN_REVOKED";
+pub const TOKEN_USED: &str = "TOKEN_USED";
+pub const VM_MISMATCH: &str = "VM_MISMATCH";
+pub const TOKEN_NOT_ACTIVE: &str = "TOKEN_NOT_ACTIVE";
+pub const PLAYBOOK_NOT_FOUND: &str = "PLAYBOOK_NOT_FOUND";
+pub const PROVISIONING_NOT_FOUND: &str = "PROVISIONING_NOT_FOUND";
+// resources and workspace (issue #16)
+pub const RESOURCES_INVALID_KIND: &str = "RESOURCES_INVALID_KIND";
+pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
+pub const WORKSPACE_INVALID_KIND: &str = "WORKSPACE_INVALID_KIND";
+pub const WORKSPACE_ENTITY_NOT_FOUND: &str = "WORKSPACE_ENTITY_NOT_FOUND";
+// unattend profiles
+pub const UNATTEND_PROFILE_NOT_FOUND: &str = "UNATTEND_PROFILE_NOT_FOUND";
+pub const UNATTEND_PROFILE_NAME_TAKEN: &str = "UNATTEND_PROFILE_NAME_TAKEN";
+
+// VM registry and licensing (issue #13)
+pub const VM_UUID_NOT_FOUND: &str = "VM_UUID_NOT_FOUND";
+pub const VM_NOT_REGISTERED: &str = "VM_NOT_REGISTERED";
+pub const VM_INACTIVE: &str = "VM_INACTIVE";
+pub const VM_OWNER_MISMATCH: &str = "VM_OWNER_MISMATCH";
+pub const LICENSE_NOT_FOUND: &str = "LICENSE_NOT_FOUND";
+pub const LICENSE_INACTIVE: &str = "LICENSE_INACTIVE";
+pub const ENTITLEMENT_REQUIRED: &str = "ENTITLEMENT_REQUIRED";
+pub const MODULE_NOT_ALLOWED: &str = "MODULE_NOT_ALLOWED";
+pub const LEASE_NOT_FOUND: &str = "LEASE_NOT_FOUND";
+pub const LEASE_OWNER_MISMATCH: &str = "LEASE_OWNER_MISMATCH";
+pub const LEASE_INACTIVE: &str = "LEASE_INACTIVE";
+pub const LEASE_EXPIRED: &str = "LEASE_EXPIRED";
 
 /// `(code, HTTP status, meaning)` for every code above.
 pub const TABLE: &[(&str, u16, &str)] = &[
+    // VM registry and licensing (issue #13)
+    (
+        VM_UUID_NOT_FOUND,
+        404,
+        "No such VM UUID visible to the caller",
+    ),
+    (
+        VM_NOT_REGISTERED,
+        404,
+        "Lease: the VM UUID is not registered in the caller's tenant",
+    ),
+    (
+        VM_INACTIVE,
+        403,
+        "Lease: the VM is paused or revoked",
+    ),
+    (
+        VM_OWNER_MISMATCH,
+        403,
+        "The VM belongs to another user",
+    ),
+    (
+        LICENSE_NOT_FOUND,
+        404,
+        "No such tenant license in the caller's tenant",
+    ),
+    (
+        LICENSE_INACTIVE,
+        403,
+        "No active subscription or perpetual license covers the user",
+    ),
+    (
+        ENTITLEMENT_REQUIRED,
+        403,
+        "The user has no module entitlements",
+    ),
+    (
+        MODULE_NOT_ALLOWED,
+        403,
+        "The user's entitlements do not include the module",
+    ),
+    (
+        LEASE_NOT_FOUND,
+        404,
+        "No such execution lease in the caller's tenant",
+    ),
+    (
+        LEASE_OWNER_MISMATCH,
+        403,
+        "The execution lease belongs to another user",
+    ),
+    (
+        LEASE_INACTIVE,
+        409,
+        "The execution lease was revoked",
+    ),
+    (
+        LEASE_EXPIRED,
+        409,
+        "The execution lease has expired; lease again",
+    ),
+    // provisioning
+    (
+        TOKEN_INVALID,
+        404,
+        "The provisioning token is unknown (guests: do not retry)",
+    ),
+    (TOKEN_EXPIRED, 410, "The provisioning token has expired"),
+    (
+        TOKEN_REVOKED,
+        410,
+        "The provisioning token was revoked or replaced",
+    ),
+    (
+        VM_MISMATCH,
+        403,
+        "The provisioning token belongs to another VM",
+    ),
+    (
+        TOKEN_USED,
+        409,
+        "Provisioning with this token has completed",
+    ),
+    (
+        TOKEN_NOT_ACTIVE,
+        409,
+        "The VM's provisioning token is no longer active",
+    ),
+    (PLAYBOOK_NOT_FOUND, 404, "No such playbook visible to the caller"),
+    (
+        PROVISIONING_NOT_FOUND,
+        404,
+        "No provisioning token for this VM is visible to the caller",
+    ),
     (
         VALIDATION_ERROR,
         400,
@@ -74,6 +220,26 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         403,
         "The agent belongs to another user",
     ),
+    (
+        RESOURCES_INVALID_KIND,
+        400,
+        "`/resources/{kind}`: the kind is not licenses, proxies or subscriptions",
+    ),
+    (
+        WORKSPACE_INVALID_KIND,
+        400,
+        "`/workspace/{kind}`: the kind is not notes, calendar or kanban",
+    ),
+    (
+        RESOURCE_NOT_FOUND,
+        404,
+        "No such license, proxy or subscription in the caller's tenant",
+    ),
+    (
+        WORKSPACE_ENTITY_NOT_FOUND,
+        404,
+        "No such note, calendar event or kanban task in the caller's tenant",
+    ),
     (NOT_FOUND, 404, "Unknown endpoint or object"),
     (USER_NOT_FOUND, 404, "No such user in the caller's tenant"),
     (
@@ -91,6 +257,57 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         PAIRING_NOT_FOUND,
         404,
         "Pairing code unknown or already used",
+    ),
+    (
+        BOTS_INVALID_LIST_QUERY,
+        400,
+        "A bots list query parameter is invalid; `details.fields` names it",
+    ),
+    (
+        BOTS_INVALID_MUTATION_BODY,
+        400,
+        "A bot create/update body is invalid; `details.fields` names each field",
+    ),
+    (
+        BOTS_TRANSITION_VALIDATION_FAILED,
+        400,
+        "The lifecycle transition is not allowed (`banned` goes through /lifecycle/ban)",
+    ),
+    (
+        BOTS_INVALID_BAN_BODY,
+        400,
+        "A ban body is invalid; `details.fields` names each field",
+    ),
+    (
+        BOTS_UNBAN_VALIDATION_FAILED,
+        409,
+        "The bot is not banned (nothing to unban)",
+    ),
+    (BOT_NOT_FOUND, 404, "No such bot in the caller's tenant"),
+    (
+        FINANCE_INVALID_LIST_QUERY,
+        400,
+        "A finance operations list query parameter is invalid",
+    ),
+    (
+        FINANCE_INVALID_CREATE_BODY,
+        400,
+        "A finance operation body is invalid; `details.fields` names each field",
+    ),
+    (
+        FINANCE_INVALID_PATCH_BODY,
+        400,
+        "A finance operation patch is empty or invalid",
+    ),
+    (
+        FINANCE_INVALID_STATS_QUERY,
+        400,
+        "A finance statistics query parameter is invalid",
+    ),
+    (
+        FINANCE_OPERATION_NOT_FOUND,
+        404,
+        "No such finance operation in the caller's tenant",
     ),
     (
         METHOD_NOT_ALLOWED,
@@ -133,6 +350,16 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         409,
         "The lease on the command was lost; drop the result",
     ),
+    (
+        TOKEN_ALREADY_ROTATED,
+        409,
+        "The agent token was already rotated; use the new one",
+    ),
+    (
+        COMMAND_FINISHED,
+        409,
+        "The command already ended; no more output is accepted",
+    ),
     (PAIRING_EXPIRED, 410, "The pairing code expired"),
     (
         PAYLOAD_TOO_LARGE,
@@ -151,6 +378,11 @@ pub const TABLE: &[(&str, u16, &str)] = &[
     ),
     (RATE_LIMITED, 429, "Too many requests; see `Retry-After`"),
     (
+        TOO_MANY_STREAMS,
+        429,
+        "Too many open event streams for this caller",
+    ),
+    (
         INTERNAL_ERROR,
         500,
         "A bug; the request id finds the cause in the log",
@@ -161,6 +393,31 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         "The database is unavailable; retry (see `Retry-After`)",
     ),
     (NOT_READY, 503, "A readiness check failed"),
+    (
+        SETTINGS_INVALID_API_KEYS_BODY,
+        400,
+        "A write under `settings/api_keys` is invalid; `details.fields` names each field",
+    ),
+    (
+        SETTINGS_INVALID_PROXY_BODY,
+        400,
+        "A write under `settings/proxy` is invalid; `details.fields` names each field",
+    ),
+    (
+        SETTINGS_INVALID_NOTIFICATION_EVENTS_BODY,
+        400,
+        "A write under `settings/notifications/events` is invalid; `details.fields` names each field",
+    ),
+    (
+        UNATTEND_PROFILE_NOT_FOUND,
+        404,
+        "No such unattend profile visible to the caller",
+    ),
+    (
+        UNATTEND_PROFILE_NAME_TAKEN,
+        409,
+        "The owner already has an unattend profile with this name",
+    ),
 ];
 
 /// The table as Markdown, for the OpenAPI description.

@@ -82,3 +82,19 @@ pub fn accepted<T>(data: T, meta: Option<serde_json::Value>) -> Reply<T> {
         },
     )
 }
+
+/// One event of a `text/event-stream` response as a client parses it: the
+/// `id:`, `event:` and `data:` lines of one block (comment lines such as
+/// `: heartbeat` are not events). Use it as the body of an SSE response:
+/// `content_type = "text/event-stream", body = SseEvent`.
+#[derive(Debug, ToSchema)]
+pub struct SseEvent {
+    /// The event id; resume after it with `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+    /// The event type, e.g. `command.succeeded`.
+    pub event: String,
+    /// The event as JSON text.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}

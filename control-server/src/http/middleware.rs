@@ -57,7 +57,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         // A server error's cause is logged once, here, with the request id;
         // the client saw only the envelope.
         if let Some(c) = resp.extensions_mut().remove::<ErrorCause>() {
-            tracing::error!(status, code = c.code, cause = %c.cause, "request failed");
+            tracing::error!(status, code = c.code, cause = %c.cause.escape_debug(), "request failed");
         }
         tracing::info!(
             status,
@@ -73,6 +73,33 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     resp
+}
+
+/// Answer 404 for a path with an encoded control character (`%00`–`%1F`,
+/// `%7F`) before any route sees it: no id or name may contain one, and
+/// PostgreSQL cannot even compare text holding NUL.
+pub async fn reject_control_characters(req: Request, next: Next) -> Response {
+    if has_encoded_control(req.uri().path()) {
+        // Nothing with such a name can exist: "not found", like any other
+        // unknown id (and what the OpenAPI documents for every path).
+        return ApiError::not_found(
+            super::codes::NOT_FOUND,
+            "Not found (the path contains a control character)",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn has_encoded_control(path: &str) -> bool {
+    let b = path.as_bytes();
+    b.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|v| v < 0x20 || v == 0x7f)
+    })
 }
 
 /// Conservative headers for a JSON API; the docs UI gets a CSP that lets
@@ -107,8 +134,9 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     resp
 }
 
-/// Budget for authenticated API calls, keyed by a hash of the bearer token
-/// (or the client IP). Health probes and CORS preflights are exempt.
+/// Budget for API calls: per bearer token once that token has passed
+/// verification, else per client IP (so made-up tokens share their IP's
+/// budget). Health probes and CORS preflights are exempt.
 pub async fn api_rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let exempt = req.method() == Method::OPTIONS
@@ -116,15 +144,12 @@ pub async fn api_rate_limit(State(state): State<AppState>, req: Request, next: N
         || path.starts_with("/api/v1/health");
     if !exempt {
         let (parts, body) = req.into_parts();
-        let key = match crate::auth::bearer_token(&parts) {
-            Some(token) => format!(
-                "tok:{}",
-                &hex::encode(Sha256::digest(token.as_bytes()))[..32]
-            ),
-            None => format!(
-                "ip:{}",
-                super::extract::client_ip(&parts, state.cfg.trust_forwarded_for)
-            ),
+        let known = crate::auth::bearer_token(&parts)
+            .map(token_key)
+            .filter(|k| state.limits.is_known_token(k));
+        let key = match known {
+            Some(k) => format!("tok:{k}"),
+            None => format!("ip:{}", super::extract::client_ip(&parts, &state.cfg)),
         };
         if let Err(retry_after) = state.limits.check_api(&key) {
             return ApiError::rate_limited(retry_after).into_response();
@@ -134,6 +159,11 @@ pub async fn api_rate_limit(State(state): State<AppState>, req: Request, next: N
     next.run(req).await
 }
 
+/// The rate-limit key of a bearer token (a hash; the token is never kept).
+pub fn token_key(token: &str) -> String {
+    hex::encode(&Sha256::digest(token.as_bytes())[..16])
+}
+
 /// 500 envelope for a panicking handler; the panic text stays in the log.
 pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
     let detail = err
@@ -141,7 +171,7 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
         .map(String::as_str)
         .or_else(|| err.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
-    tracing::error!(panic = %detail, "handler panicked");
+    tracing::error!(panic = %detail.escape_debug(), "handler panicked");
     ApiError::internal().into_response()
 }
 

@@ -78,11 +78,154 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The error responses an operation can give whatever its handler does,
+/// added to every operation whose annotation does not list that status
+/// (handlers document only their own outcomes):
+///
+/// | status | code | on |
+/// |---|---|---|
+/// | 400 | `VALIDATION_ERROR`, `MALFORMED_JSON` | operations with a JSON body or query/path parameters |
+/// | 401 | `UNAUTHORIZED` | secured operations (no, invalid, expired or revoked token) |
+/// | 404 | `NOT_FOUND` | operations with path parameters (unknown id; control character in the path) |
+/// | 403 | `FORBIDDEN` | secured operations (role too low, or a user token on an agent route and vice versa) |
+/// | 413 | `PAYLOAD_TOO_LARGE` | operations with a JSON body (`body_limit_bytes`) |
+/// | 415 | `UNSUPPORTED_MEDIA_TYPE` | operations with a JSON body |
+/// | 429 | `RATE_LIMITED` + `Retry-After` | every rate-limited operation (all but `/api/v1/health*`) |
+/// | 503 | `DATABASE_ERROR` + `Retry-After` | the same operations: each reads the database |
+struct CommonResponses;
+
+/// Paths the API rate limit and the database do not concern (the
+/// `api_rate_limit` middleware exempts the same prefix).
+const HEALTH_PREFIX: &str = "/api/v1/health";
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                add_common_responses(path, op);
+            }
+        }
+    }
+}
+
+fn add_common_responses(path: &str, op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::ParameterIn;
+
+    let has_body = op
+        .request_body
+        .as_ref()
+        .is_some_and(|b| b.content.contains_key("application/json"));
+    let has_params = op.parameters.as_ref().is_some_and(|p| {
+        p.iter()
+            .any(|p| matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Path))
+    });
+    let has_path_params = op
+        .parameters
+        .as_ref()
+        .is_some_and(|p| p.iter().any(|p| p.parameter_in == ParameterIn::Path));
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let limited = !path.starts_with(HEALTH_PREFIX);
+    let mut add = |status: &str, description: &str, retry_after: bool| {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| error_response(description, retry_after).into());
+    };
+    if has_body || has_params {
+        add(
+            "400",
+            "VALIDATION_ERROR (`details.fields` names each field) or MALFORMED_JSON",
+            false,
+        );
+    }
+    if has_path_params {
+        add(
+            "404",
+            "NOT_FOUND (or the domain's own `…_NOT_FOUND`): nothing by that name, \
+             or the path holds a control character",
+            false,
+        );
+    }
+    if secured {
+        add(
+            "401",
+            "UNAUTHORIZED: no bearer token, or it is invalid, expired or revoked",
+            false,
+        );
+        add(
+            "403",
+            "FORBIDDEN: the caller's role is too low, or the token is of the wrong kind (agent vs user)",
+            false,
+        );
+    }
+    if has_body {
+        add(
+            "413",
+            "PAYLOAD_TOO_LARGE: the body is over `body_limit_bytes`",
+            false,
+        );
+        add(
+            "415",
+            "UNSUPPORTED_MEDIA_TYPE: the body is not `application/json`",
+            false,
+        );
+    }
+    if limited {
+        add(
+            "429",
+            "RATE_LIMITED: over the caller's request budget; retry after `Retry-After` seconds",
+            true,
+        );
+        add(
+            "503",
+            "DATABASE_ERROR: the database failed; retry after `Retry-After` seconds",
+            true,
+        );
+    }
+}
+
+fn error_response(description: &str, retry_after: bool) -> utoipa::openapi::Response {
+    use utoipa::openapi::{
+        ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, ResponseBuilder, Type,
+    };
+
+    let mut r = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+            .build(),
+    );
+    if retry_after {
+        r = r.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1)),
+                )
+                .description(Some("Seconds to wait before retrying"))
+                .build(),
+        );
+    }
+    r.build()
+}
+
 /// All documented API routes, with their OpenAPI description.
 pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::domains::routes())
-        .split_for_parts()
+        .split_for_parts();
+    // After the merge: `modifiers(...)` run before the routes are added.
+    CommonResponses.modify(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document as served at `/api/v1/openapi.json`.
@@ -92,9 +235,45 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The OpenAPI document as JSON: what `/api/v1/openapi.json` serves.
+pub fn openapi_value() -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi()).unwrap_or_default();
+    camel_case_links(&mut doc);
+    doc
+}
+
 /// The OpenAPI document, pretty-printed (what `docs/openapi.json` holds).
 pub fn openapi_json() -> String {
-    openapi().to_pretty_json().unwrap_or_default()
+    serde_json::to_string_pretty(&openapi_value()).unwrap_or_default()
+}
+
+/// utoipa 5.5 writes a response link's fields in snake_case
+/// (`operation_id`, `request_body`); OpenAPI spells them `operationId`,
+/// `requestBody` (and `operationRef`).
+fn camel_case_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|r| r.get_mut("links").and_then(|l| l.as_object_mut()))
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(v) = link.remove(from) {
+                link.insert(to.to_string(), v);
+            }
+        }
+    }
 }
 
 /// Build the complete application.
@@ -106,9 +285,11 @@ pub fn router(state: AppState) -> Router {
 #[doc(hidden)]
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, _) = api_routes();
-    let api = api.merge(extra);
+    let api = api
+        .merge(extra)
+        .route_layer(axum::middleware::from_fn(refuse_nul));
     let doc = openapi();
-    let doc_json = serde_json::to_value(&doc).unwrap_or_default();
+    let doc_json = openapi_value();
 
     let mut app = api
         .route(
@@ -132,6 +313,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             state.clone(),
             middleware::api_rate_limit,
         ))
+        .layer(axum::middleware::from_fn(
+            middleware::reject_control_characters,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.cfg.body_limit_bytes,
         ));
@@ -145,6 +329,27 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     .layer(CatchPanicLayer::custom(middleware::panic_response))
     .layer(axum::middleware::from_fn(middleware::observe))
     .with_state(state)
+}
+
+/// No query parameter may carry NUL (U+0000): PostgreSQL can neither bind
+/// nor compare such text (the query would fail with a 503), and no value of
+/// this API has one. A 400 naming the key, before any handler. (A path with
+/// an encoded control character is answered 404 by
+/// `middleware::reject_control_characters`.)
+async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let key = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            .map(|(k, _)| k.into_owned())
+    });
+    match key {
+        Some(key) => ApiError::validation(crate::validate::FieldErrors::one(
+            &key,
+            "must not contain NUL (U+0000)",
+        ))
+        .into_response(),
+        None => next.run(req).await,
+    }
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

@@ -507,3 +507,37 @@ async fn two_processes_on_one_postgres_wake_each_others_pollers() {
         "{latencies:?}"
     );
 }
+
+/// Text logs cannot be forged through a user-supplied string: the e-mail of
+/// a failed sign-in is logged escaped, on one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_8_logged_user_strings_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve_with(dir.path(), &["--tls", "off", "--log-format", "text"]);
+    let c = client();
+    let forged = "x@example.test\n2026-01-01T00:00:00Z  INFO forged: admin signed in";
+    for email in [forged, "y@example.test\u{202e}"] {
+        let (status, _) = call(
+            &c,
+            "POST",
+            format!("{}/api/v1/auth/login", s.url),
+            None,
+            Some(json!({"email": email, "password": "wrong-password-1"})),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = s.log.lock().unwrap().clone();
+    assert!(
+        log.iter()
+            .all(|l| !l.contains("forged: admin signed in") || l.contains("sign-in failed")),
+        "a forged line: {log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("sign-in failed") && l.contains("\\n2026")),
+        "the failure is logged, escaped: {log:#?}"
+    );
+    stop(s);
+}

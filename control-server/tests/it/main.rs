@@ -8,12 +8,45 @@ mod common;
 mod api;
 /// The real binary: first start, TLS, admin CLI, signals, two processes.
 mod binary;
+/// Bots: CRUD, the lifecycle of inventory §2.6 with its log and archive,
+/// roles, tenants and the list kit against a reference (issue #16).
+mod bots;
 /// Agents and the command bus end to end.
 mod bus;
 /// External (Supabase-compatible) JWTs.
 mod external_jwt;
+/// Finance operations and the daily statistics computed in SQL, against
+/// a reference (issue #16).
+mod finance;
+/// Licensing: tenant licenses, entitlements, the lease check chain, heartbeats
+/// up to the maximum lifetime, revocation, signed and hashed lease tokens (issue #13).
+mod licensing;
+/// Tenant × role matrix over every OpenAPI operation: no leak, no mutation.
+mod matrix;
 /// `docs/openapi.json` is generated from the code.
 mod openapi_doc;
 /// The data platform: transactions roll back, enums round-trip, the
 /// list-query kit matches a reference, both schemas are the same.
 mod platform;
+/// Provisioning: tokens through all four statuses, the guests' progress
+/// reports, ISO payloads (Windows and Linux), auto-detach, playbooks (issue #12).
+mod provisioning;
+/// Resources (licenses, proxies, subscriptions): CRUD, validation, merge,
+/// sealed proxy passwords, computed statuses, roles, list kit (issue #16).
+mod resources;
+/// schemathesis walks the API from its OpenAPI document (contract tests).
+mod schemathesis;
+/// Findings of the security review, one test each (issue #11, items 5–11).
+mod security;
+/// The settings tree: per-path schemas, merge, path rules, masking,
+/// transactions, roles and tenants.
+mod settings;
+/// Unattend profiles: CRUD, every validation rule, default switching,
+/// tenant/owner isolation, previews equal to the builder's bytes (issue #12).
+mod unattend;
+/// The VM registry: register/resolve, upsert keeping created_at, owners,
+/// status changes, list kit, tenants (issue #13).
+mod vms;
+/// Workspace (notes, calendar, kanban): CRUD, validation, merge, roles,
+/// list kit (issue #16).
+mod workspace;

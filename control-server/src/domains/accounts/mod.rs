@@ -116,6 +116,9 @@ impl FromRequestParts<AppState> for Identity {
         }
         let token = bearer_token(parts).ok_or(AuthError::MissingToken)?;
         let identity = state.accounts.verify_bearer(token).await?;
+        state
+            .limits
+            .remember_token(&crate::http::middleware::token_key(token));
         parts.extensions.insert(identity.clone());
         Ok(identity)
     }

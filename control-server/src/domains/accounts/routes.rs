@@ -1,7 +1,7 @@
 //! HTTP handlers and DTOs of accounts: sign-in, sign-out, token
 //! introspection, self-service API tokens, tenants (infra), users (admin).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -11,7 +11,7 @@ use crate::db::ids::{TenantId, TokenId, UserId};
 use crate::db::ms_to_rfc3339;
 use crate::http::envelope::{created, list, ok, paged, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{ApiJson, ClientIp, ListQueryDoc};
+use crate::http::extract::{email, list_query_doc, trimmed_name, ApiJson, ApiPath, ClientIp};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -78,6 +78,10 @@ pub async fn login(
         .check_public(&ip)
         .map_err(ApiError::rate_limited)?;
     let out = state.accounts.login(&req.email, &req.password, &ip).await?;
+    // A token we just issued has its own API budget from its first call.
+    state
+        .limits
+        .remember_token(&crate::http::middleware::token_key(&out.token));
     Ok(ok(LoginResponse {
         token: out.token,
         token_type: "Bearer",
@@ -142,8 +146,10 @@ impl From<TokenRow> for ApiTokenView {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiToken {
     /// A label, e.g. "ci-pipeline".
+    #[schema(schema_with = trimmed_name::<100>)]
     pub name: String,
-    /// Lifetime in days (1..3650, default 90).
+    /// Lifetime in days (default 90).
+    #[schema(minimum = 1, maximum = 3650)]
     pub ttl_days: Option<u32>,
 }
 
@@ -168,7 +174,10 @@ pub async fn list_api_tokens(
 /// Create an API token for automation (operator or higher).
 #[utoipa::path(post, path = "/api/v1/auth/api-tokens", tag = "auth", security(("bearer" = [])),
     request_body = CreateApiToken,
-    responses((status = 201, body = Envelope<CreatedApiToken>), (status = 400, body = ErrorEnvelope),
+    responses((status = 201, body = Envelope<CreatedApiToken>,
+               links(("RevokeToken" = (operation_id = "revoke_api_token",
+                                       parameters(("id" = "$response.body#/data/info/id")))))),
+              (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all)]
 pub async fn create_api_token(
@@ -195,7 +204,7 @@ pub async fn create_api_token(
 pub async fn revoke_api_token(
     State(state): State<AppState>,
     identity: Identity,
-    Path(id): Path<TokenId>,
+    ApiPath(id): ApiPath<TokenId>,
 ) -> Result<Reply<ApiTokenView>, ApiError> {
     let row = state.accounts.revoke_api_token(&identity, &id).await?;
     Ok(ok(row.into()))
@@ -225,8 +234,10 @@ impl From<TenantRow> for TenantView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
-    /// Slug: a-z, 0-9 and '-', 1..63 characters.
+    /// Slug: a-z, 0-9 and '-', 1..63 characters, not starting or ending with '-'.
+    #[schema(pattern = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
     pub id: String,
+    #[schema(schema_with = trimmed_name::<200>)]
     pub name: String,
     /// Optionally create the tenant's first admin in the same call (one
     /// transaction: if the admin cannot be created, neither is the tenant).
@@ -237,8 +248,10 @@ pub struct CreateTenant {
 #[serde(deny_unknown_fields)]
 #[schema(as = FirstAdmin)]
 pub struct FirstAdminRequest {
+    #[schema(schema_with = email)]
     pub email: String,
-    /// At least 12 characters.
+    /// 12 characters to 1024 bytes.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
 
@@ -324,24 +337,56 @@ impl From<UserRow> for UserView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(schema_with = email)]
     pub email: String,
-    /// viewer, operator or admin.
+    #[schema(schema_with = tenant_role)]
     pub role: String,
-    /// At least 12 characters.
+    /// 12 characters to 1024 bytes.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
+    #[schema(schema_with = opt_tenant_role)]
     pub role: Option<String>,
     pub disabled: Option<bool>,
 }
 
+fn role_schema(nullable: bool) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let mut values: Vec<Option<&str>> = Role::TENANT_ROLES
+        .iter()
+        .map(|r| Some(r.as_str()))
+        .collect();
+    let ty = if nullable {
+        values.push(None);
+        SchemaType::Array(vec![Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(ty)
+        .enum_values(Some(values))
+        .description(Some("A tenant role."))
+        .build()
+}
+
+fn tenant_role() -> utoipa::openapi::Object {
+    role_schema(false)
+}
+
+fn opt_tenant_role() -> utoipa::openapi::Object {
+    role_schema(true)
+}
+
+list_query_doc!(UserListQuery, USER_LIST);
+
 /// Users of the caller's tenant (list kit: sort/filter on email, role,
 /// created_at, last_login_at; `q` searches email).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
-    params(ListQueryDoc),
+    params(UserListQuery),
     responses((status = 200, body = Envelope<Vec<UserView>>), (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 pub async fn list_users(
@@ -361,7 +406,7 @@ pub async fn list_users(
 pub async fn get_user(
     State(state): State<AppState>,
     identity: Identity,
-    Path(id): Path<UserId>,
+    ApiPath(id): ApiPath<UserId>,
 ) -> Result<Reply<UserView>, ApiError> {
     Ok(ok(state.accounts.get_user(&identity, &id).await?.into()))
 }
@@ -369,7 +414,10 @@ pub async fn get_user(
 /// Add a user to the caller's tenant.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     request_body = CreateUserRequest,
-    responses((status = 201, body = Envelope<UserView>), (status = 400, body = ErrorEnvelope),
+    responses((status = 201, body = Envelope<UserView>,
+               links(("GetUser" = (operation_id = "get_user", parameters(("id" = "$response.body#/data/id")))),
+                     ("UpdateUser" = (operation_id = "update_user", parameters(("id" = "$response.body#/data/id")))))),
+              (status = 400, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all)]
 pub async fn create_user(
@@ -393,7 +441,7 @@ pub async fn create_user(
 pub async fn update_user(
     State(state): State<AppState>,
     identity: Identity,
-    Path(id): Path<UserId>,
+    ApiPath(id): ApiPath<UserId>,
     ApiJson(req): ApiJson<UpdateUserRequest>,
 ) -> Result<Reply<UserView>, ApiError> {
     let row = state

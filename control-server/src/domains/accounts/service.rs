@@ -178,6 +178,11 @@ impl AccountsService {
         client_ip: &str,
     ) -> Result<LoginOutcome, AccountError> {
         let email = email.trim().to_ascii_lowercase();
+        if email.len() > 254 || email.chars().any(char::is_control) {
+            // Not an address any account can have; no lookup needed.
+            tracing::info!(email = %email.escape_debug(), ip = %client_ip, "sign-in failed");
+            return Err(AccountError::InvalidCredentials);
+        }
         if let Err(retry_after_s) = self.throttle.check(&email, client_ip) {
             return Err(AccountError::Throttled { retry_after_s });
         }
@@ -246,7 +251,7 @@ impl AccountsService {
         if let Some(jwt) = &self.jwt {
             if JwtVerifier::looks_like_jwt(token) {
                 let claims = jwt.verify(token).await.map_err(|e| {
-                    tracing::info!(reason = %e, "external JWT refused");
+                    tracing::info!(reason = %e.to_string().escape_debug(), "external JWT refused");
                     AuthError::InvalidToken
                 })?;
                 let tenant_id = TenantId::from(claims.tenant_id);
@@ -297,11 +302,11 @@ impl AccountsService {
             f.add("id", m);
         }
         let name = name.trim();
-        f.check(
-            !name.is_empty() && name.chars().count() <= 200,
-            "name",
-            "must be 1-200 characters",
-        );
+        if name.is_empty() {
+            f.add("name", "must be 1-200 characters");
+        } else {
+            f.display_text("name", name, 200);
+        }
     }
 
     /// Create a tenant (admin CLI).
@@ -506,6 +511,10 @@ impl AccountsService {
         {
             return Err(AccountError::SelfLockout);
         }
+        // Platform operators are managed by platform operators only.
+        if current.is_infra() && !caller.infra {
+            return Err(AuthError::Forbidden(Role::Infra.as_str()).into());
+        }
         let mut tx = self.db.begin().await?;
         let mut row = current;
         if let Some(role) = role {
@@ -595,11 +604,11 @@ impl AccountsService {
     ) -> Result<(String, TokenRow), AccountError> {
         let name = name.trim();
         let mut f = FieldErrors::default();
-        f.check(
-            !name.is_empty() && name.chars().count() <= 100,
-            "name",
-            "must be 1-100 characters",
-        );
+        if name.is_empty() {
+            f.add("name", "must be 1-100 characters");
+        } else {
+            f.display_text("name", name, 100);
+        }
         let ttl = ttl_days.unwrap_or(DEFAULT_API_TOKEN_TTL_DAYS);
         f.check(
             (1..=MAX_API_TOKEN_TTL_DAYS).contains(&ttl),

@@ -111,7 +111,9 @@ pub async fn insert_user(mut w: impl Write, u: NewUser<'_>) -> StoreResult<UserR
     .bind(now)
     .fetch_one(w.exec())
     .await
-    .map_err(|e| StoreError::unique_or(e, "a user with this e-mail already exists"))
+    // The same answer whichever tenant holds the address: it must not tell
+    // a tenant admin that an address is registered elsewhere.
+    .map_err(|e| StoreError::unique_or(e, "This e-mail address cannot be used; choose another"))
 }
 
 /// Server-wide lookup by e-mail (login and the admin CLI only).

@@ -56,6 +56,8 @@ pub enum AgentError {
     PairingNotFound,
     #[error("pairing code expired")]
     PairingExpired,
+    #[error("this token was already rotated")]
+    TokenAlreadyRotated,
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -96,6 +98,10 @@ impl From<AgentError> for ApiError {
                 codes::PAIRING_EXPIRED,
                 "The pairing code has expired; create a new pairing",
             ),
+            AgentError::TokenAlreadyRotated => ApiError::conflict(
+                codes::TOKEN_ALREADY_ROTATED,
+                "This token was already rotated; use the new token (this one works only until its grace period ends)",
+            ),
             AgentError::Auth(a) => a.into(),
             AgentError::Store(s) => s.into(),
         }
@@ -113,6 +119,8 @@ pub struct AgentIdentity {
     pub token_expires_at: i64,
     /// Connection state when this request was authenticated.
     pub connection_state: ConnectionState,
+    /// The token was rotated out (valid only for its grace period).
+    pub token_rotated: bool,
 }
 
 impl AgentIdentity {
@@ -130,7 +138,11 @@ impl FromRequestParts<AppState> for AgentIdentity {
         if !token.starts_with(botmox_protocol::AGENT_TOKEN_PREFIX) {
             return Err(AuthError::NotAgentToken.into());
         }
-        Ok(state.agents.authenticate(token).await?)
+        let agent = state.agents.authenticate(token).await?;
+        state
+            .limits
+            .remember_token(&crate::http::middleware::token_key(token));
+        Ok(agent)
     }
 }
 

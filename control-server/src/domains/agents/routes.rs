@@ -1,7 +1,7 @@
 //! HTTP handlers and DTOs of agents: pairing, registration, heartbeats,
 //! token rotation, reads, revoke, and the human pairing page.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use botmox_protocol::{
     Agent, HeartbeatRequest, HeartbeatResponse, ProxmoxHint, RegisterRequest, RegisterResponse,
@@ -18,15 +18,19 @@ use crate::config::TlsMode;
 use crate::db::ids::{AgentId, UserId};
 use crate::http::envelope::{created, ok, paged, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{ApiJson, ClientIp, ListQueryDoc};
+use crate::http::extract::{
+    list_query_doc, opt_text, opt_trimmed_name, ApiJson, ApiPath, ClientIp,
+};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePairing {
     /// Display name (the machine name is used when empty).
+    #[schema(schema_with = opt_trimmed_name::<200>)]
     pub name: Option<String>,
-    /// 5..1440, default 15.
+    /// Minutes until the code expires (default 15).
+    #[schema(minimum = 5, maximum = 1440)]
     pub expires_in_minutes: Option<u32>,
     /// Admins may pair an agent for another user of the tenant.
     pub owner_user_id: Option<UserId>,
@@ -37,6 +41,7 @@ pub struct CreatePairing {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    #[schema(schema_with = opt_text::<0, 500>)]
     pub reason: Option<String>,
 }
 
@@ -66,7 +71,13 @@ fn server_url(state: &AppState, uri: &axum::http::Uri, headers: &axum::http::Hea
 /// Create a pending agent and a one-time pairing code (operator+).
 #[utoipa::path(post, path = "/api/v1/agents/pairings", tag = "agents", security(("bearer" = [])),
     request_body = CreatePairing,
-    responses((status = 201, body = Envelope<Pairing>), (status = 400, body = ErrorEnvelope),
+    responses((status = 201, body = Envelope<Pairing>,
+               links(("GetAgent" = (operation_id = "get_agent", parameters(("id" = "$response.body#/data/agent/id")))),
+                     ("DeletePairing" = (operation_id = "delete_pairing", parameters(("id" = "$response.body#/data/agent/id")))),
+                     ("RevokeAgent" = (operation_id = "revoke_agent", parameters(("id" = "$response.body#/data/agent/id")))),
+                     ("Register" = (operation_id = "register",
+                                    request_body = json!({"pairing_code": "$response.body#/data/pairing_code"}))))),
+              (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 pub async fn create_pairing(
     State(state): State<AppState>,
@@ -112,7 +123,11 @@ pub async fn register(
         .limits
         .check_public(&ip)
         .map_err(ApiError::rate_limited)?;
-    Ok(created(state.agents.register(req).await?))
+    let registered = state.agents.register(req).await?;
+    state
+        .limits
+        .remember_token(&crate::http::middleware::token_key(&registered.agent_token));
+    Ok(created(registered))
 }
 
 /// An agent reports it is alive; the answer carries the intervals to obey.
@@ -136,15 +151,21 @@ pub async fn rotate_token(
     State(state): State<AppState>,
     agent: AgentIdentity,
 ) -> Result<Reply<RotateTokenResponse>, ApiError> {
-    Ok(ok(state.agents.rotate_token(&agent).await?))
+    let rotated = state.agents.rotate_token(&agent).await?;
+    state
+        .limits
+        .remember_token(&crate::http::middleware::token_key(&rotated.agent_token));
+    Ok(ok(rotated))
 }
+
+list_query_doc!(AgentListQuery, AGENT_LIST);
 
 /// Agents the caller may see (own agents; admins: the whole tenant), newest
 /// first. List kit: sort on created_at, name, status, last_seen_at,
 /// machine_name; filter on created_at, name, status, last_seen_at,
 /// owner_user_id; `q` searches name and machine_name.
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
-    params(ListQueryDoc),
+    params(AgentListQuery),
     responses((status = 200, body = Envelope<Vec<Agent>>), (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope)))]
 pub async fn list_agents(
@@ -163,7 +184,7 @@ pub async fn list_agents(
 pub async fn get_agent(
     State(state): State<AppState>,
     identity: Identity,
-    Path(id): Path<AgentId>,
+    ApiPath(id): ApiPath<AgentId>,
 ) -> Result<Reply<Agent>, ApiError> {
     Ok(ok(state.agents.get_view(&identity, &id).await?))
 }
@@ -176,7 +197,7 @@ pub async fn get_agent(
 pub async fn revoke_agent(
     State(state): State<AppState>,
     identity: Identity,
-    Path(id): Path<AgentId>,
+    ApiPath(id): ApiPath<AgentId>,
     ApiJson(req): ApiJson<RevokeRequest>,
 ) -> Result<Reply<Agent>, ApiError> {
     Ok(ok(state.agents.revoke(&identity, &id, req.reason).await?))
@@ -195,7 +216,7 @@ pub struct Deleted {
 pub async fn delete_pairing(
     State(state): State<AppState>,
     identity: Identity,
-    Path(id): Path<AgentId>,
+    ApiPath(id): ApiPath<AgentId>,
 ) -> Result<Reply<Deleted>, ApiError> {
     state.agents.delete_pending(&identity, &id).await?;
     Ok(ok(Deleted { deleted: true }))

@@ -66,9 +66,7 @@ fn query_escape(s: &str) -> String {
 
 fn check_len(f: &mut FieldErrors, field: &str, v: Option<&str>, max: usize) {
     if let Some(v) = v {
-        if v.chars().count() > max {
-            f.add(field, format!("must be at most {max} characters"));
-        }
+        f.display_text(field, v, max);
     }
 }
 
@@ -296,6 +294,9 @@ impl AgentsService {
             "capabilities",
             "at most 50 entries of 1-100 characters",
         );
+        for (i, c) in req.capabilities.iter().enumerate() {
+            f.display_text(&format!("capabilities[{i}]"), c, 100);
+        }
         f.into_fields().map_err(AgentError::Validation)?;
         let hash = secret::hash_token(code);
         let now = now_ms();
@@ -373,6 +374,7 @@ impl AgentsService {
                 token_created_at: t.token_created_at,
                 token_expires_at: t.token_expires_at,
                 connection_state: t.connection_state,
+                token_rotated: t.rotated_at.is_some(),
             }),
             AgentStatus::Revoked => Err(AgentError::AgentRevoked),
             AgentStatus::Pending => Err(AgentError::AgentTokenInvalid),
@@ -437,14 +439,20 @@ impl AgentsService {
         &self,
         agent: &AgentIdentity,
     ) -> Result<RotateTokenResponse, AgentError> {
+        if agent.token_rotated {
+            return Err(AgentError::TokenAlreadyRotated);
+        }
         let now = now_ms();
         let mut tx = self.db.begin().await?;
         let row = store::get(&mut tx, &agent.scope(), &agent.agent_id)
             .await?
             .ok_or(AgentError::AgentNotFound)?;
-        let (token, expires_at) = self.issue_agent_token(&mut tx, &row, now).await?;
         let grace_until = (now + ROTATION_GRACE_MS).min(agent.token_expires_at);
-        store::retire_token(&mut tx, &agent.token_id, grace_until).await?;
+        if !store::retire_token(&mut tx, &agent.token_id, grace_until, now).await? {
+            // Another rotation with the same token won the race.
+            return Err(AgentError::TokenAlreadyRotated);
+        }
+        let (token, expires_at) = self.issue_agent_token(&mut tx, &row, now).await?;
         self.record_event(&mut tx, "token_rotated", &row).await?;
         tx.commit().await?;
         self.events.notify().await;
@@ -517,12 +525,9 @@ impl AgentsService {
     ) -> Result<Agent, AgentError> {
         let scope = caller.require(Role::Admin)?;
         if let Some(r) = &reason {
-            if r.chars().count() > 500 {
-                return Err(AgentError::Validation(FieldErrors::one(
-                    "reason",
-                    "must be at most 500 characters",
-                )));
-            }
+            let mut f = FieldErrors::default();
+            f.display_text("reason", r, 500);
+            f.into_fields().map_err(AgentError::Validation)?;
         }
         let now = now_ms();
         let mut tx = self.db.begin().await?;
@@ -543,7 +548,7 @@ impl AgentsService {
         tx.commit().await?;
         self.events.notify().await;
         self.notifier.wake_agent(row.id.as_str()).await;
-        tracing::info!(agent_id = %row.id, by = %caller.user_id, "agent revoked");
+        tracing::info!(agent_id = %row.id, by = %caller.user_id.as_str().escape_debug(), "agent revoked");
         Ok(agent_view(&row, now, &self.cfg))
     }
 

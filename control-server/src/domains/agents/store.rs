@@ -344,11 +344,13 @@ pub struct TokenAgent {
     pub status: AgentStatus,
     #[sqlx(try_from = "String")]
     pub connection_state: ConnectionState,
+    /// Set once the token was rotated out (it lives on for a grace period).
+    pub rotated_at: Option<i64>,
 }
 
-/// A live (unexpired, unrevoked) token and its agent, whatever the agent's
-/// status — the caller decides what a revoked agent means. One query: this
-/// runs on every agent request.
+/// A live (unexpired, unrevoked) token of an enabled tenant and its agent,
+/// whatever the agent's status — the caller decides what a revoked agent
+/// means. One query: this runs on every agent request.
 pub async fn find_token(
     mut r: impl Read,
     token_hash: &str,
@@ -356,9 +358,10 @@ pub async fn find_token(
 ) -> StoreResult<Option<TokenAgent>> {
     Ok(sqlx::query_as::<_, TokenAgent>(
         "SELECT t.id AS token_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at,
-                a.id AS agent_id, a.tenant_id, a.owner_user_id, a.status, a.connection_state
-         FROM agent_tokens t JOIN agents a ON a.id = t.agent_id
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2",
+                t.rotated_at, a.id AS agent_id, a.tenant_id, a.owner_user_id, a.status, a.connection_state
+         FROM agent_tokens t JOIN agents a ON a.id = t.agent_id JOIN tenants n ON n.id = a.tenant_id
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2
+           AND n.disabled_at IS NULL",
     )
     .bind(token_hash)
     .bind(now)
@@ -366,12 +369,24 @@ pub async fn find_token(
     .await?)
 }
 
-/// Shorten a token's life (after rotation, the old one lives until `until`).
-pub async fn retire_token(mut w: impl Write, token_id: &TokenId, until: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE agent_tokens SET expires_at = $1 WHERE id = $2 AND expires_at > $1")
-        .bind(until)
-        .bind(token_id.as_str())
-        .execute(w.exec())
-        .await?;
-    Ok(())
+/// Retire a rotated-out token: it lives until `until` and cannot rotate
+/// again. `false` when it was already rotated (a concurrent rotation won).
+pub async fn retire_token(
+    mut w: impl Write,
+    token_id: &TokenId,
+    until: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE agent_tokens SET expires_at = CASE WHEN expires_at > $1 THEN $1 ELSE expires_at END,
+            rotated_at = $2
+         WHERE id = $3 AND rotated_at IS NULL",
+    )
+    .bind(until)
+    .bind(now)
+    .bind(token_id.as_str())
+    .execute(w.exec())
+    .await?
+    .rows_affected()
+        == 1)
 }

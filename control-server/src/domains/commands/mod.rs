@@ -58,6 +58,8 @@ pub enum CommandError {
     OutputLimit(String),
     #[error("an agent may only list its own commands")]
     ForeignAgent,
+    #[error("the command already ended")]
+    CommandFinished,
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -111,6 +113,10 @@ impl From<CommandError> for ApiError {
             CommandError::ForeignAgent => {
                 ApiError::forbidden("An agent may only list its own commands")
             }
+            CommandError::CommandFinished => ApiError::conflict(
+                codes::COMMAND_FINISHED,
+                "The command already ended; no more output is accepted",
+            ),
             CommandError::Auth(a) => a.into(),
             CommandError::Store(s) => s.into(),
         }

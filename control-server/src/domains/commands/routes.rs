@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use botmox_protocol::{Command, CommandReport, OutputAppend};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
-use super::service::{command_view, scoped_type, DispatchInput, Dispatched};
+use super::service::{
+    command_view, scoped_type, DispatchInput, Dispatched, PROXMOX_ACTIONS, SSH_ACTIONS,
+};
 use super::store::COMMAND_LIST;
 use crate::auth::{Identity, Role};
 use crate::db::ids::{AgentId, CommandId};
@@ -19,32 +22,73 @@ use crate::db::ms_to_rfc3339;
 use crate::domains::agents::{AgentIdentity, Caller};
 use crate::http::envelope::{accepted, ok, paged, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{ApiJson, ApiQuery, ListQueryDoc};
+use crate::http::extract::{enum_param, list_query_doc, opt_text, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::validate::FieldErrors;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopedDispatch {
+    /// The target agent's id.
+    #[schema(value_type = String, format = Uuid)]
     pub agent_id: AgentId,
     /// Action parameters (the command payload).
     #[schema(value_type = Option<Object>)]
     pub params: Option<Value>,
-    /// 10..3600, default 300: a queued command nobody picks up expires.
+    /// Seconds a queued command waits for pick-up before it expires (default 300).
+    #[schema(minimum = 10, maximum = 3600)]
     pub expires_in_seconds: Option<u64>,
     /// The same key within 24 h returns the existing command.
+    #[schema(schema_with = opt_text::<1, 200>)]
     pub idempotency_key: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenericDispatch {
+    /// The target agent's id.
+    #[schema(value_type = String, format = Uuid)]
     pub agent_id: AgentId,
+    /// e.g. `proxmox.start`.
+    #[schema(pattern = r"^[a-z0-9._-]{1,200}$")]
     pub command_type: String,
+    /// The command payload.
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Value>,
+    /// Seconds a queued command waits for pick-up before it expires (default 300).
+    #[schema(minimum = 10, maximum = 3600)]
     pub expires_in_seconds: Option<u64>,
+    /// The same key within 24 h returns the existing command.
+    #[schema(schema_with = opt_text::<1, 200>)]
     pub idempotency_key: Option<String>,
+}
+
+/// `{action}` of `/vm-ops/proxmox/{action}` (OpenAPI only).
+struct ProxmoxAction;
+
+impl IntoParams for ProxmoxAction {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![enum_param(
+            "action",
+            ParameterIn::Path,
+            "The Proxmox action (command type `proxmox.<action>`).",
+            PROXMOX_ACTIONS,
+        )]
+    }
+}
+
+/// `{action}` of `/vm-ops/ssh/{action}` (OpenAPI only).
+struct SshAction;
+
+impl IntoParams for SshAction {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![enum_param(
+            "action",
+            ParameterIn::Path,
+            "The SSH action (command type `ssh.<action>`).",
+            SSH_ACTIONS,
+        )]
+    }
 }
 
 fn dispatched(d: Dispatched) -> Reply<Command> {
@@ -77,16 +121,20 @@ async fn dispatch_scoped(
 
 /// Dispatch `proxmox.<action>` to an agent (operator+, own agents unless admin).
 #[utoipa::path(post, path = "/api/v1/vm-ops/proxmox/{action}", tag = "vm-ops", security(("bearer" = [])),
-    params(("action" = String, Path, description = "e.g. clone, start, wait-task, create-provision-iso")),
+    params(ProxmoxAction),
     request_body = ScopedDispatch,
-    responses((status = 202, body = Envelope<Command>), (status = 400, body = ErrorEnvelope),
+    responses((status = 202, body = Envelope<Command>,
+               links(("GetCommand" = (operation_id = "get_command", parameters(("id" = "$response.body#/data/id")))),
+                     ("ReadOutput" = (operation_id = "read_output", parameters(("id" = "$response.body#/data/id")))),
+                     ("Cancel" = (operation_id = "cancel", parameters(("id" = "$response.body#/data/id")))))),
+              (status = 400, body = ErrorEnvelope),
               (status = 403, description = "FORBIDDEN, AGENT_OWNER_MISMATCH, AGENT_OWNER_UNASSIGNED", body = ErrorEnvelope),
               (status = 404, description = "AGENT_NOT_FOUND", body = ErrorEnvelope),
               (status = 409, description = "AGENT_OFFLINE, AGENT_REVOKED, IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope)))]
 pub async fn dispatch_proxmox(
     State(state): State<AppState>,
     identity: Identity,
-    Path(action): Path<String>,
+    ApiPath(action): ApiPath<String>,
     ApiJson(req): ApiJson<ScopedDispatch>,
 ) -> Result<Reply<Command>, ApiError> {
     dispatch_scoped(&state, &identity, "proxmox", &action, req).await
@@ -94,13 +142,17 @@ pub async fn dispatch_proxmox(
 
 /// Dispatch `ssh.<action>` (status, test, bootstrap, read-config, write-config, exec).
 #[utoipa::path(post, path = "/api/v1/vm-ops/ssh/{action}", tag = "vm-ops", security(("bearer" = [])),
-    params(("action" = String, Path)), request_body = ScopedDispatch,
-    responses((status = 202, body = Envelope<Command>), (status = 400, body = ErrorEnvelope),
+    params(SshAction), request_body = ScopedDispatch,
+    responses((status = 202, body = Envelope<Command>,
+               links(("GetCommand" = (operation_id = "get_command", parameters(("id" = "$response.body#/data/id")))),
+                     ("ReadOutput" = (operation_id = "read_output", parameters(("id" = "$response.body#/data/id")))),
+                     ("Cancel" = (operation_id = "cancel", parameters(("id" = "$response.body#/data/id")))))),
+              (status = 400, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 pub async fn dispatch_ssh(
     State(state): State<AppState>,
     identity: Identity,
-    Path(action): Path<String>,
+    ApiPath(action): ApiPath<String>,
     ApiJson(req): ApiJson<ScopedDispatch>,
 ) -> Result<Reply<Command>, ApiError> {
     dispatch_scoped(&state, &identity, "ssh", &action, req).await
@@ -109,7 +161,11 @@ pub async fn dispatch_ssh(
 /// Dispatch any command type (admin).
 #[utoipa::path(post, path = "/api/v1/vm-ops/commands", tag = "vm-ops", security(("bearer" = [])),
     request_body = GenericDispatch,
-    responses((status = 202, body = Envelope<Command>), (status = 400, body = ErrorEnvelope),
+    responses((status = 202, body = Envelope<Command>,
+               links(("GetCommand" = (operation_id = "get_command", parameters(("id" = "$response.body#/data/id")))),
+                     ("ReadOutput" = (operation_id = "read_output", parameters(("id" = "$response.body#/data/id")))),
+                     ("Cancel" = (operation_id = "cancel", parameters(("id" = "$response.body#/data/id")))))),
+              (status = 400, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 pub async fn dispatch_generic(
     State(state): State<AppState>,
@@ -135,8 +191,10 @@ pub async fn dispatch_generic(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NextQuery {
-    /// 1000..60000; default: the server's poll timeout.
+    /// Milliseconds to wait for a command (default: the server's poll timeout).
+    #[param(minimum = 1000, maximum = 60000)]
     pub timeout_ms: Option<u64>,
 }
 
@@ -166,13 +224,15 @@ pub async fn next_command(
     }
 }
 
+list_query_doc!(CommandListQuery, COMMAND_LIST);
+
 /// Commands the caller may see, newest first (agents: their own). List
 /// kit: filter on agent_id, status, command_type, error_code, created_by,
 /// attempt_count and the timestamps; sort on created_at, updated_at,
 /// finished_at, status, command_type, attempt_count; `q` searches
 /// command_type and error_code.
 #[utoipa::path(get, path = "/api/v1/vm-ops/commands", tag = "vm-ops", security(("bearer" = [])),
-    params(ListQueryDoc),
+    params(CommandListQuery),
     responses((status = 200, body = Envelope<Vec<Command>>), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
 pub async fn list_commands(
     State(state): State<AppState>,
@@ -191,7 +251,7 @@ pub async fn list_commands(
 pub async fn get_command(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<CommandId>,
+    ApiPath(id): ApiPath<CommandId>,
 ) -> Result<Reply<Command>, ApiError> {
     let row = state.commands.visible_command(&caller, &id).await?;
     Ok(ok(command_view(&row)))
@@ -206,7 +266,7 @@ pub async fn get_command(
 pub async fn report(
     State(state): State<AppState>,
     agent: AgentIdentity,
-    Path(id): Path<CommandId>,
+    ApiPath(id): ApiPath<CommandId>,
     ApiJson(req): ApiJson<CommandReport>,
 ) -> Result<Reply<Command>, ApiError> {
     Ok(ok(state.commands.report(&agent, &id, req).await?))
@@ -226,7 +286,7 @@ pub struct OutputAccepted {
 pub async fn append_output(
     State(state): State<AppState>,
     agent: AgentIdentity,
-    Path(id): Path<CommandId>,
+    ApiPath(id): ApiPath<CommandId>,
     ApiJson(req): ApiJson<OutputAppend>,
 ) -> Result<Reply<OutputAccepted>, ApiError> {
     let (accepted, duplicates) = state.commands.append_output(&agent, &id, req).await?;
@@ -238,10 +298,11 @@ pub async fn append_output(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OutputQuery {
     /// Return chunks with a larger `seq` (default: from the start).
     pub after_seq: Option<i64>,
-    /// 1..10000, default 1000.
+    /// Most chunks to return (default 1000); clamped to 1..10000.
     pub limit: Option<i64>,
 }
 
@@ -260,7 +321,7 @@ pub struct OutputChunkView {
 pub async fn read_output(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<CommandId>,
+    ApiPath(id): ApiPath<CommandId>,
     ApiQuery(q): ApiQuery<OutputQuery>,
 ) -> Result<Reply<Vec<OutputChunkView>>, ApiError> {
     let rows = state
@@ -291,7 +352,7 @@ pub async fn read_output(
 pub async fn cancel(
     State(state): State<AppState>,
     identity: Identity,
-    Path(id): Path<CommandId>,
+    ApiPath(id): ApiPath<CommandId>,
 ) -> Result<Reply<Command>, ApiError> {
     Ok(ok(state.commands.cancel(&identity, &id).await?))
 }

@@ -219,11 +219,11 @@ impl CommandsService {
             "must be between 10 and 3600",
         );
         if let Some(k) = &input.idempotency_key {
-            f.check(
-                !k.is_empty() && k.len() <= 200,
-                "idempotency_key",
-                "must be 1-200 characters",
-            );
+            if k.is_empty() {
+                f.add("idempotency_key", "must be 1-200 characters");
+            } else {
+                f.display_text("idempotency_key", k, 200);
+            }
         }
         if !f.0.is_empty() {
             return Err(CommandError::Validation(f));
@@ -309,6 +309,71 @@ impl CommandsService {
             command: command_view(&row),
             reused: false,
         })
+    }
+
+    /// A command the server sends by itself on behalf of `on_behalf_of`
+    /// (provisioning's auto-detach): no role gate (the server decided; the
+    /// caller checked ownership when the work was set up), otherwise as
+    /// [`CommandsService::dispatch`]: the agent must be online, the
+    /// idempotency key makes it happen once.
+    pub async fn dispatch_system(
+        &self,
+        scope: &TenantScope,
+        on_behalf_of: &UserId,
+        agent_id: &AgentId,
+        command_type: &str,
+        payload: Value,
+        idempotency_key: &str,
+    ) -> Result<Command, CommandError> {
+        let reader = self.db.reader();
+        if let Some(existing) =
+            store::find_by_idempotency_key(reader, scope, idempotency_key).await?
+        {
+            return Ok(command_view(&existing));
+        }
+        let now = now_ms();
+        let agent = self
+            .agents
+            .get(scope, agent_id)
+            .await?
+            .ok_or(CommandError::Agent(AgentError::AgentNotFound))?;
+        match connection_state(&agent, now, &self.cfg) {
+            ConnectionState::Online => {}
+            ConnectionState::Revoked => return Err(CommandError::TargetRevoked),
+            _ => return Err(CommandError::AgentOffline),
+        }
+        let row = store::insert(
+            self.db.writer(),
+            NewCommand {
+                id: &CommandId::generate(),
+                tenant_id: scope.tenant_id(),
+                agent_id: &agent.id,
+                command_type,
+                payload: &payload.to_string(),
+                payload_digest: &digest(&payload),
+                max_attempts: i64::from(self.cfg.max_attempts),
+                idempotency_key: Some(idempotency_key),
+                created_by: Some(on_behalf_of),
+                expires_at: now + 3600 * 1000,
+                now,
+            },
+        )
+        .await?;
+        self.event("queued", &row, agent.owner_user_id.as_ref())
+            .await?;
+        self.notifier.wake_agent(agent.id.as_str()).await;
+        Ok(command_view(&row))
+    }
+
+    /// A command of the tenant, whoever asks (for other domains' views).
+    pub async fn get_in_scope(
+        &self,
+        scope: &TenantScope,
+        id: &CommandId,
+    ) -> Result<Option<Command>, CommandError> {
+        Ok(store::get(self.db.reader(), scope, id)
+            .await?
+            .map(|r| command_view(&r)))
     }
 
     fn idempotent_replay(
@@ -397,6 +462,10 @@ impl CommandsService {
                 "error_message",
                 "must be at most 4000 characters",
             );
+            f.check(!m.contains('\0'), "error_message", "must not contain NUL");
+        }
+        if let Some(c) = &r.error_code {
+            f.display_text("error_code", c, 100);
         }
         if let Some(c) = &r.error_code {
             f.check(
@@ -551,6 +620,12 @@ impl CommandsService {
         }
         let mut incoming: i64 = 0;
         for (i, c) in req.chunks.iter().enumerate() {
+            if c.data.contains('\0') {
+                return Err(CommandError::Validation(FieldErrors::one(
+                    &format!("chunks[{i}].data"),
+                    "must not contain NUL (send binary output base64-encoded)",
+                )));
+            }
             if c.data.len() > MAX_CHUNK_BYTES {
                 return Err(CommandError::Validation(FieldErrors::one(
                     &format!("chunks[{i}].data"),
@@ -565,34 +640,39 @@ impl CommandsService {
             }
             incoming += c.data.len() as i64;
         }
-        let reader = self.db.reader();
-        if store::output_size(reader, &row.id).await? + incoming > MAX_OUTPUT_BYTES {
-            return Err(CommandError::OutputLimit(format!(
-                "a command keeps at most {MAX_OUTPUT_BYTES} bytes of output"
-            )));
+        if row.status.is_terminal() {
+            return Err(CommandError::CommandFinished);
+        }
+        if incoming > MAX_OUTPUT_BYTES {
+            return Err(output_limit());
         }
         let now = now_ms();
-        let (mut added, mut dup) = (0, 0);
+        let (mut added, mut dup, mut bytes) = (0, 0, 0i64);
+        let mut tx = self.db.begin().await?;
         for c in &req.chunks {
             let stream = serde_json::to_value(c.stream)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_else(|| "log".into());
-            if store::append_output(
-                self.db.writer(),
-                &row.id,
-                c.seq as i64,
-                &stream,
-                &c.data,
-                now,
-            )
-            .await?
-            {
+            if store::append_output(&mut tx, &row.id, c.seq as i64, &stream, &c.data, now).await? {
                 added += 1;
+                bytes += c.data.len() as i64;
             } else {
                 dup += 1;
             }
         }
+        if bytes > 0 && !store::add_output_bytes(&mut tx, &row.id, bytes, MAX_OUTPUT_BYTES).await? {
+            drop(tx);
+            let fresh = self.own_command(agent, id).await?;
+            return Err(if fresh.status.is_terminal() {
+                CommandError::CommandFinished
+            } else if fresh.status == CommandStatus::Queued {
+                CommandError::LeaseLost
+            } else {
+                output_limit()
+            });
+        }
+        tx.commit().await?;
         Ok((added, dup))
     }
 
@@ -710,6 +790,12 @@ impl CommandsService {
         store::release_idempotency_keys(w, now - IDEMPOTENCY_WINDOW_MS).await?;
         Ok(report)
     }
+}
+
+fn output_limit() -> CommandError {
+    CommandError::OutputLimit(format!(
+        "a command keeps at most {MAX_OUTPUT_BYTES} bytes of output"
+    ))
 }
 
 fn json_or_null(text: Option<&str>) -> Option<Value> {

@@ -405,14 +405,27 @@ pub struct OutputRow {
     pub created_at: i64,
 }
 
-pub async fn output_size(mut r: impl Read, command_id: &CommandId) -> StoreResult<i64> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(LENGTH(data)), 0) AS BIGINT) FROM command_output WHERE command_id = $1",
+/// Count `bytes` more output against the command's cap while it is in
+/// flight. `false` (nothing changed) when the cap would be exceeded or the
+/// command is no longer dispatched/running. Runs in the transaction that
+/// inserts the chunks: the row lock makes concurrent appends add up exactly.
+pub async fn add_output_bytes(
+    mut w: impl Write,
+    id: &CommandId,
+    bytes: i64,
+    max: i64,
+) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE agent_commands SET output_bytes = output_bytes + $1
+         WHERE id = $2 AND output_bytes + $1 <= $3 AND status IN ('dispatched', 'running')",
     )
-    .bind(command_id.as_str())
-    .fetch_one(r.exec())
-    .await?;
-    Ok(n)
+    .bind(bytes)
+    .bind(id.as_str())
+    .bind(max)
+    .execute(w.exec())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// Append a chunk; a repeated `seq` is ignored. Returns whether it was new.

@@ -23,6 +23,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub enum EventError {
     #[error("an agent may only follow its own events")]
     ForeignAgent,
+    #[error("too many open event streams")]
+    TooManyStreams,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -33,6 +35,15 @@ impl From<EventError> for ApiError {
             EventError::ForeignAgent => {
                 ApiError::forbidden("An agent may only follow its own events")
             }
+            EventError::TooManyStreams => ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                crate::http::codes::TOO_MANY_STREAMS,
+                format!(
+                    "At most {} event streams may be open per caller; close one first",
+                    service::MAX_STREAMS_PER_CALLER
+                ),
+            )
+            .with_retry_after(5),
             EventError::Store(s) => s.into(),
         }
     }

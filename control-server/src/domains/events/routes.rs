@@ -12,10 +12,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
-use super::service::filter_for;
+use super::service::{filter_for, StillAllowed};
 use super::store::EventRow;
 use crate::db::ms_to_rfc3339;
-use crate::domains::agents::Caller;
+use crate::domains::accounts::AccountError;
+use crate::domains::agents::{AgentError, Caller};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::ApiQuery;
 use crate::state::AppState;
@@ -30,12 +31,16 @@ pub struct EventsQuery {
     pub last_event_id: Option<i64>,
 }
 
-/// Server-sent events of agents and commands the caller may see. Resumes
-/// from `Last-Event-ID`; a `: heartbeat` comment every 25 s.
+/// Server-sent events of agents and commands the caller may see (agent
+/// events of own agents, events of own commands; admins: the tenant).
+/// Resumes from `Last-Event-ID`; a `: heartbeat` comment every 25 s. The
+/// stream ends within seconds when the caller's token stops being valid or
+/// their role changes; at most 8 streams per caller.
 #[utoipa::path(get, path = "/api/v1/vm-ops/events", tag = "vm-ops", security(("bearer" = [])),
     params(EventsQuery),
     responses((status = 200, description = "text/event-stream; each event: id, event (e.g. command.succeeded), data JSON", content_type = "text/event-stream", body = String),
-              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+              (status = 429, description = "TOO_MANY_STREAMS: at most 8 open streams per caller", body = ErrorEnvelope)))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -51,7 +56,14 @@ pub async fn events(
         return Err(FieldErrors::one("last_event_id", "must be a non-negative integer").into());
     };
     let filter = filter_for(&caller, q.agent_id, q.command_id)?;
-    let rows = state.events.follow(caller.scope(), filter, last);
+    let slot = state.events.open_stream(&caller)?;
+    let token = crate::auth::bearer_from_headers(&headers)
+        .unwrap_or_default()
+        .to_string();
+    let still_allowed = still_allowed(&state, &caller, token);
+    let rows = state
+        .events
+        .follow(caller.scope(), filter, last, slot, still_allowed);
     let stream = futures_util::stream::once(async {
         Ok::<_, Infallible>(Event::default().comment("connected"))
     })
@@ -68,6 +80,40 @@ pub async fn events(
         axum::http::HeaderValue::from_static("no"),
     );
     Ok(resp)
+}
+
+/// Re-verify the stream's bearer token: the stream ends when it no longer
+/// verifies (logout, revoke, user or tenant disabled, agent revoked) or the
+/// user's role changed. A database hiccup does not end it.
+fn still_allowed(state: &AppState, caller: &Caller, token: String) -> StillAllowed {
+    match caller {
+        Caller::User(u) => {
+            let accounts = state.accounts.clone();
+            let (user, role, infra) = (u.user_id.clone(), u.role, u.infra);
+            Box::new(move || {
+                let (accounts, token, user) = (accounts.clone(), token.clone(), user.clone());
+                Box::pin(async move {
+                    match accounts.verify_bearer(&token).await {
+                        Ok(i) => i.user_id == user && i.role == role && i.infra == infra,
+                        Err(AccountError::Store(_)) => true,
+                        Err(_) => false,
+                    }
+                })
+            })
+        }
+        Caller::Agent(_) => {
+            let agents = state.agents.clone();
+            Box::new(move || {
+                let (agents, token) = (agents.clone(), token.clone());
+                Box::pin(async move {
+                    !matches!(
+                        agents.authenticate(&token).await,
+                        Err(AgentError::AgentRevoked | AgentError::AgentTokenInvalid)
+                    )
+                })
+            })
+        }
+    }
 }
 
 fn sse_event(r: EventRow) -> Event {

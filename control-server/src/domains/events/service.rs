@@ -5,10 +5,11 @@
 //! wake-up for open streams ([`EventsService::notify`]) is sent after the
 //! commit, so a stream never sees an event that was rolled back.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::Stream;
 
 use super::store::{self, EventFilter, EventRow, NewEvent};
@@ -18,15 +19,66 @@ use crate::db::{Db, StoreResult, TenantScope, Write};
 use crate::domains::agents::Caller;
 use crate::notify::Notifier;
 
+/// Open event streams one caller (user or agent) may hold at once.
+pub const MAX_STREAMS_PER_CALLER: usize = 8;
+/// How often an open stream re-checks its caller's credentials.
+pub const REVALIDATE_EVERY: Duration = Duration::from_secs(2);
+
+/// Re-checks the stream's caller: `false` ends the stream (logout, token
+/// revoked, user disabled or demoted, agent revoked).
+pub type StillAllowed = Box<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct EventsService {
     db: Db,
     notifier: Arc<Notifier>,
+    open_streams: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open stream of a caller; dropping it (the client went away, the
+/// stream ended) frees the slot.
+pub struct StreamSlot {
+    key: String,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl EventsService {
     pub fn new(db: Db, notifier: Arc<Notifier>) -> EventsService {
-        EventsService { db, notifier }
+        EventsService {
+            db,
+            notifier,
+            open_streams: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Take one of the caller's stream slots, or `TooManyStreams`.
+    pub fn open_stream(&self, caller: &Caller) -> Result<StreamSlot, EventError> {
+        let key = match caller {
+            Caller::User(u) => format!("user:{}:{}", u.tenant_id, u.user_id),
+            Caller::Agent(a) => format!("agent:{}", a.agent_id),
+        };
+        let mut open = self.open_streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key.clone()).or_insert(0);
+        if *n >= MAX_STREAMS_PER_CALLER {
+            return Err(EventError::TooManyStreams);
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            key,
+            open: self.open_streams.clone(),
+        })
     }
 
     /// Write an event (inside the caller's transaction when given a `Tx`).
@@ -51,14 +103,19 @@ impl EventsService {
         store::after(self.db.reader(), scope, filter, after_id, limit).await
     }
 
-    /// Every visible event after `last`, forever: woken by new events (and
-    /// re-checked every 15 s).
+    /// Every visible event after `last`, woken by new events (and
+    /// re-checked every 15 s), until `still_allowed` says the caller's
+    /// credentials no longer hold (checked every [`REVALIDATE_EVERY`]).
     pub fn follow(
         &self,
         scope: TenantScope,
         filter: EventFilter,
         last: i64,
+        slot: StreamSlot,
+        still_allowed: StillAllowed,
     ) -> impl Stream<Item = EventRow> {
+        let mut revalidate = tokio::time::interval(REVALIDATE_EVERY);
+        revalidate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let init = StreamState {
             events: self.clone(),
             wake: self.notifier.subscribe_events(),
@@ -66,6 +123,9 @@ impl EventsService {
             filter,
             last,
             buf: VecDeque::new(),
+            _slot: slot,
+            still_allowed,
+            revalidate,
         };
         futures_util::stream::unfold(init, |mut s| async move {
             loop {
@@ -94,6 +154,11 @@ impl EventsService {
                             s.wake = s.events.notifier.subscribe_events();
                         }
                     }
+                    _ = s.revalidate.tick() => {
+                        if !(s.still_allowed)().await {
+                            return None;
+                        }
+                    }
                     _ = tokio::time::sleep(Duration::from_secs(15)) => {}
                 }
             }
@@ -108,6 +173,9 @@ struct StreamState {
     filter: EventFilter,
     last: i64,
     buf: VecDeque<EventRow>,
+    _slot: StreamSlot,
+    still_allowed: StillAllowed,
+    revalidate: tokio::time::Interval,
 }
 
 /// What a caller may follow: agents their own events; users the events of

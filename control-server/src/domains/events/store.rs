@@ -51,7 +51,8 @@ pub async fn insert(mut w: impl Write, e: NewEvent<'_>) -> StoreResult<i64> {
 pub struct EventFilter {
     pub agent_id: Option<String>,
     pub command_id: Option<String>,
-    /// Non-privileged users: only events of agents they own or commands they created.
+    /// Non-privileged users: only events of agents they own (agent events)
+    /// and of commands they created (command events).
     pub visible_to_user: Option<String>,
 }
 
@@ -77,8 +78,10 @@ pub async fn after(
     }
     if f.visible_to_user.is_some() {
         n += 1;
+        // Agent events to the agent's owner; command events to the
+        // command's creator only — exactly what a REST GET would show.
         sql.push_str(&format!(
-            " AND (agent_owner_id = ${n} OR command_created_by = ${n})"
+            " AND ((command_id IS NULL AND agent_owner_id = ${n}) OR command_created_by = ${n})"
         ));
     }
     sql.push_str(&format!(" ORDER BY id LIMIT {}", limit.clamp(1, 1000)));

@@ -1,0 +1,87 @@
+//! The Windows answer file, from the unattend domain: the profile through
+//! its service (never its store) and the one builder
+//! (`unattend::build_answer_file`), so the preview and the ISO are the same
+//! bytes. The one place this domain depends on the unattend domain's types.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::ProvisioningError;
+use crate::auth::Identity;
+use crate::db::ids::UnattendProfileId;
+use crate::domains::unattend::{
+    build_answer_file, IpPlan, UnattendError, UnattendService, VmContext,
+};
+
+/// The answer file's name on the ISO (Windows Setup matches it
+/// case-insensitively; this is the documented spelling).
+pub const ANSWER_FILE: &str = "Autounattend.xml";
+
+/// Per-VM values the answer file depends on.
+pub struct VmFacts {
+    pub vm_uuid: String,
+    pub vmid: Option<u32>,
+    pub batch_index: u32,
+    pub ip: Option<(Ipv4Addr, u8, Option<Ipv4Addr>, Vec<Ipv4Addr>)>,
+    pub seed: u64,
+}
+
+/// What goes on the ISO for the answer file.
+pub struct Answer {
+    /// `Autounattend.xml` and the builder's extra files (e.g. `setup.ps1`).
+    pub files: Vec<(String, Vec<u8>)>,
+    pub computer_name: Option<String>,
+    pub user_name: Option<String>,
+}
+
+/// The per-VM seed for random choices: derived from the VM's UUID, so
+/// re-generating the ISO for the same VM gives the same answer file.
+pub fn seed_for(vm_uuid: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("botmox-unattend-seed:{vm_uuid}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(b)
+}
+
+pub struct Windows {
+    unattend: Arc<UnattendService>,
+}
+
+impl Windows {
+    pub fn new(unattend: Arc<UnattendService>) -> Windows {
+        Windows { unattend }
+    }
+
+    pub async fn answer(
+        &self,
+        caller: &Identity,
+        profile_id: &str,
+        facts: VmFacts,
+    ) -> Result<Answer, ProvisioningError> {
+        let config = self
+            .unattend
+            .config_for(caller, &UnattendProfileId::from(profile_id))
+            .await?;
+        let ctx = VmContext {
+            vm_uuid: facts.vm_uuid,
+            vmid: facts.vmid,
+            batch_index: facts.batch_index,
+            ip: facts.ip.map(|(address, prefix_len, gateway, dns)| IpPlan {
+                address,
+                prefix_len,
+                gateway,
+                dns,
+            }),
+            seed: facts.seed,
+        };
+        let built = build_answer_file(&config, &ctx).map_err(UnattendError::from)?;
+        let mut files = vec![(ANSWER_FILE.to_string(), built.xml)];
+        files.extend(built.extra_files);
+        Ok(Answer {
+            files,
+            computer_name: Some(built.computer_name),
+            user_name: Some(built.user_name),
+        })
+    }
+}
