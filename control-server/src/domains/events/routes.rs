@@ -17,17 +17,20 @@ use super::store::EventRow;
 use crate::db::ms_to_rfc3339;
 use crate::domains::accounts::AccountError;
 use crate::domains::agents::{AgentError, Caller};
+use crate::http::envelope::SseEvent;
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::ApiQuery;
 use crate::state::AppState;
 use crate::validate::FieldErrors;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     pub agent_id: Option<String>,
     pub command_id: Option<String>,
     /// Resume after this event id (the `Last-Event-ID` header wins).
+    #[param(minimum = 0)]
     pub last_event_id: Option<i64>,
 }
 
@@ -38,7 +41,7 @@ pub struct EventsQuery {
 /// their role changes; at most 8 streams per caller.
 #[utoipa::path(get, path = "/api/v1/vm-ops/events", tag = "vm-ops", security(("bearer" = [])),
     params(EventsQuery),
-    responses((status = 200, description = "text/event-stream; each event: id, event (e.g. command.succeeded), data JSON", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "text/event-stream; each event: id, event (e.g. command.succeeded), data JSON", content_type = "text/event-stream", body = SseEvent),
               (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
               (status = 429, description = "TOO_MANY_STREAMS: at most 8 open streams per caller", body = ErrorEnvelope)))]
 pub async fn events(
