@@ -71,6 +71,29 @@ fi
 [[ "$("$ST_VENV/bin/st" --version 2>/dev/null)" == *"$ST_VERSION"* ]] \
   || die "schemathesis $ST_VERSION is not usable at $ST_VENV/bin/st"
 
+# moto (PyPI, pinned) in server mode: the S3-compatible server the object
+# storage tests start on 127.0.0.1 (control-server/tests/it/moto.rs looks
+# for it here), in its own virtualenv like schemathesis.
+MOTO_VERSION=5.2.5
+MOTO_VENV=/var/tmp/botmox-tools/moto
+moto_ok() {
+  [[ -x "$MOTO_VENV/bin/moto_server" ]] \
+    && [[ "$("$MOTO_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" == "$MOTO_VERSION" ]]
+}
+if ! moto_ok; then
+  log "installing moto[server] $MOTO_VERSION into $MOTO_VENV"
+  if ! python3 -m venv --clear "$MOTO_VENV" >/dev/null 2>&1; then
+    [[ $(id -u) -eq 0 ]] || die "python3 cannot create a virtualenv: run 'sudo apt-get install -y python3-venv'"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends python3-venv python3-pip >/dev/null
+    python3 -m venv --clear "$MOTO_VENV" || die "python3 cannot create a virtualenv in $MOTO_VENV"
+  fi
+  "$MOTO_VENV/bin/python" -m pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+    || die "cannot install moto[server] $MOTO_VERSION from PyPI"
+fi
+moto_ok || die "moto $MOTO_VERSION is not usable at $MOTO_VENV/bin/moto_server"
+
 # PostgreSQL on 127.0.0.1:5432 (the postgres:: tests need it).
 PGURL="${BOTMOX_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 if ! pg_isready -q -d "$PGURL/postgres" 2>/dev/null; then
@@ -98,4 +121,4 @@ fi
 # Drop databases left behind by aborted test runs.
 psql "$PGURL/postgres" -qAtc "select datname from pg_database where datname like 'botmox_t_%'" \
   | while read -r db; do [[ -n "$db" ]] && psql "$PGURL/postgres" -qc "drop database if exists \"$db\" with (force)"; done
-log "ready: packages present, schemathesis $ST_VERSION, PostgreSQL at $PGURL"
+log "ready: packages present, schemathesis $ST_VERSION, moto $MOTO_VERSION, PostgreSQL at $PGURL"

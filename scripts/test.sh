@@ -24,7 +24,17 @@ if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu \
   echo "Windows cross-check: passed"
 else
   echo "Windows cross-check NOT RUN: the rustup target x86_64-pc-windows-gnu could not be installed on this machine"
+  # CI must prove the Windows code: a missing target is a failure there.
+  [[ "${CI:-}" == true ]] && { echo "ERROR: CI=true and no Windows target" >&2; exit 1; }
 fi
+
+# The Windows agent, tray and installer, built here and run under Wine by
+# the Wine suite (agent-core/tests/it/wine.rs): installs wine/nsis, builds
+# botmox-agent.exe, botmox-agent-tray.exe and the NSIS installer. The suite
+# then refuses to skip (BOTMOX_REQUIRE_WINE=1).
+echo "== Windows build for the Wine suite: scripts/wine-test-env.sh"
+bash scripts/wine-test-env.sh
+export BOTMOX_REQUIRE_WINE=1
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -58,6 +58,9 @@ pub fn log_dir(config_dir: &Path, explicit: bool) -> PathBuf {
 /// Names of the secrets in the secret store.
 pub mod secret_names {
     pub const AGENT_TOKEN: &str = "agent-token";
+    /// The agent's X25519 private key (base64url); its public half is
+    /// registered with the server (see `crate::vault`).
+    pub const AGENT_KEY: &str = "agent-key";
     pub const PAIRING_CODE: &str = "pairing-code";
     pub fn proxmox_password(target: &str) -> String {
         format!("proxmox/{target}/password")

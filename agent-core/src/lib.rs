@@ -16,6 +16,8 @@
 //!
 //! - [`runtime`]: registration and the command-bus loop (heartbeat,
 //!   long poll, lease renewal, durable outbox, revocation, token rotation).
+//! - [`vault`]: the agent's X25519 key pair (private half in the secret
+//!   store) and secrets delivered sealed to it.
 //! - [`control`]: the local-control facade (pair, status, targets, test,
 //!   diagnostics, and the in-process supervisor) shared by the CLI and the
 //!   tray app.
@@ -37,6 +39,7 @@ pub mod secrets;
 pub mod service;
 pub mod ssh;
 pub mod tls;
+pub mod vault;
 
 pub use executor::{execute, ExecContext, ExecError, Target, Targets};
 

@@ -63,6 +63,9 @@ enum Command {
     /// Manage Proxmox targets.
     #[command(subcommand)]
     Targets(TargetsCmd),
+    /// Secrets the server delivers to this agent.
+    #[command(subcommand)]
+    Secret(SecretCmd),
     /// Write a diagnostics bundle (redacted config, versions, last log lines).
     Diagnostics {
         #[arg(short = 'o', long = "output")]
@@ -73,6 +76,19 @@ enum Command {
     /// %ProgramData%\BotMox\Agent, secret store `file`.
     #[command(subcommand)]
     Service(ServiceCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretCmd {
+    /// Fetch a secret bound to this agent and decrypt it with the agent key
+    /// (from the secret store): to standard output as is, or to a new 0600
+    /// file with --output.
+    Get {
+        /// The secret's id.
+        id: String,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -320,6 +336,7 @@ async fn run(cmd: Command, control: &Control) -> Result<(), String> {
         Command::Status { json } => status(control, json),
         Command::Targets(t) => targets(control, t).await,
         Command::Diagnostics { output } => diagnostics(control, &output),
+        Command::Secret(SecretCmd::Get { id, output }) => secret_get(control, &id, output).await,
         Command::Service(_) => Err("service is handled by service_command".into()),
     }
 }
@@ -374,6 +391,35 @@ fn service_command(control: &Control, cmd: ServiceCmd) -> Result<(), String> {
     }
 }
 
+async fn secret_get(control: &Control, id: &str, output: Option<PathBuf>) -> Result<(), String> {
+    let value = control.fetch_secret(id).await.map_err(|e| e.to_string())?;
+    match output {
+        Some(path) => {
+            use std::io::Write;
+            let mut opts = std::fs::OpenOptions::new();
+            // A new file only (never through an existing file or link), 0600.
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            opts.open(&path)
+                .and_then(|mut f| f.write_all(&value).and_then(|_| f.sync_all()))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("wrote secret {id} to {} (mode 0600)", path.display());
+        }
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&value)
+                .and_then(|_| out.flush())
+                .map_err(|e| format!("cannot write to stdout: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, String> {
     serde_json::to_string_pretty(v).map_err(|e| e.to_string())
 }
@@ -412,6 +458,12 @@ fn status(control: &Control, as_json: bool) -> Result<(), String> {
     println!("botmox-agent {}", agent_core::VERSION);
     println!("config:       {}", v["config_file"].as_str().unwrap_or(""));
     println!("secret store: {}", v["secret_store"].as_str().unwrap_or(""));
+    println!(
+        "agent key:    {}",
+        v["agent_key_id"]
+            .as_str()
+            .unwrap_or("none (made at pairing)")
+    );
     match v["server"].as_object() {
         Some(s) => println!(
             "server:       {} (tls {}, {}){}",

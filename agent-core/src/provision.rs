@@ -280,27 +280,58 @@ fn cdrom_slot(c: &Call<'_>) -> Result<String, ExecError> {
     Ok(slot)
 }
 
-/// `proxmox.detach-cdrom {vmid, cdromSlot=ide2, deleteIso}`: empties the
-/// drive; with `deleteIso` also deletes the ISO volume through
-/// `DELETE /nodes/{node}/storage/{storage}/content/{volume}` and waits for it.
+/// `proxmox.detach-cdrom {vmid, cdromSlot=ide2, deleteIso, isoPath?}`:
+/// empties the drive; with `deleteIso` also deletes the ISO volume through
+/// `DELETE /nodes/{node}/storage/{storage}/content/{volume}` and waits for
+/// it. With `isoPath` (`local:iso/x.iso`) exactly that volume is deleted,
+/// and the drive is emptied only if it still holds it (a repeated or late
+/// cleanup): a volume that is already gone answers `isoAbsent: true`.
 pub(crate) async fn detach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
     let vmid = c.vmid()?;
     let slot = cdrom_slot(c)?;
     let delete_iso = c.flag("deleteIso");
-    let vm = c.vm(vmid)?;
-    let mut volume: Option<String> = None;
-    if delete_iso {
-        let cfg = result(&vm.config().get(Default::default()).await?)?;
-        if let Some(v) = cfg[&slot].as_str() {
-            let path = v.split(',').next().unwrap_or("").to_string();
-            if path.contains(":iso/") {
-                volume = Some(path);
-            }
+    let named = c.opt_str(&["isoPath"]);
+    if let Some(p) = &named {
+        if !p.contains(":iso/") || p.contains([',', '=']) || p.trim_start().starts_with('/') {
+            return Err(ExecError::bad_request(
+                "isoPath must be an ISO volume id like local:iso/x.iso",
+            ));
         }
     }
-    let empty = Map::from_iter([(slot.clone(), Value::from("none,media=cdrom"))]);
-    vm.config().put(vm_config::put_params(&empty)?).await?;
-    let mut out = json!({ "upid": Value::Null, "detached": true, "slot": slot });
+    let vm = c.vm(vmid)?;
+    let mut volume: Option<String> = None;
+    let mut detach = true;
+    if delete_iso || named.is_some() {
+        match (vm.config().get(Default::default()).await, &named) {
+            (Ok(cfg), _) => {
+                let cfg = result(&cfg)?;
+                let current = cfg[&slot]
+                    .as_str()
+                    .map(|v| v.split(',').next().unwrap_or("").to_string());
+                match &named {
+                    Some(p) => {
+                        detach = current.as_deref() == Some(p.as_str());
+                        volume = Some(p.clone());
+                    }
+                    None => volume = current.filter(|p| p.contains(":iso/")),
+                }
+            }
+            // The VM is gone: only the named volume is left to delete.
+            (Err(e), Some(p))
+                if e.api_message()
+                    .is_some_and(|m| m.contains("does not exist")) =>
+            {
+                detach = false;
+                volume = Some(p.clone());
+            }
+            (Err(e), _) => return Err(e.into()),
+        }
+    }
+    if detach {
+        let empty = Map::from_iter([(slot.clone(), Value::from("none,media=cdrom"))]);
+        vm.config().put(vm_config::put_params(&empty)?).await?;
+    }
+    let mut out = json!({ "upid": Value::Null, "detached": detach, "slot": slot });
     if let Some(vol) = volume {
         let storage = vol.split(':').next().unwrap_or("local").to_string();
         let res = async {
@@ -326,6 +357,10 @@ pub(crate) async fn detach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
         .await;
         match res {
             Ok(()) => out["deletedIso"] = Value::from(vol),
+            Err(e) if e.message.contains("does not exist") => {
+                out["deletedIso"] = Value::from(vol);
+                out["isoAbsent"] = Value::Bool(true);
+            }
             Err(e) => {
                 // best effort: the drive is already detached
                 tracing::warn!(volume = %vol, error = %e, "could not delete the ISO");

@@ -125,11 +125,30 @@ fn platform_store(
     }
 }
 
+/// The form of a Windows config-dir path the keyring scope is hashed from:
+/// without the verbatim prefix `canonicalize` adds (`\\?\`, `\\?\UNC\`),
+/// lower-cased.
+#[cfg_attr(not(windows), allow(dead_code))]
+fn windows_scope_path(path: &str) -> String {
+    let plain = if let Some(rest) = path.strip_prefix(r"\\?\UNC\") {
+        format!(r"\\{rest}")
+    } else {
+        path.strip_prefix(r"\\?\").unwrap_or(path).to_string()
+    };
+    plain.to_lowercase()
+}
+
 impl KeyringStore {
     /// Opens the keyring and checks that it can be written and read.
     pub fn new(backend: SecretBackend, config_dir: &Path) -> Result<Self, SecretError> {
         let canon = std::fs::canonicalize(config_dir).unwrap_or_else(|_| config_dir.to_path_buf());
-        let hash = Sha256::digest(canon.to_string_lossy().as_bytes());
+        let canon = canon.to_string_lossy();
+        // Windows: canonicalize gives `\\?\C:\…` once the dir exists but
+        // the plain path before (`pair` runs first), and paths are
+        // case-insensitive: one scope for both (found under Wine).
+        #[cfg(windows)]
+        let canon = windows_scope_path(&canon);
+        let hash = Sha256::digest(canon.as_bytes());
         let store = KeyringStore {
             backend,
             store: platform_store(backend)?,
@@ -340,6 +359,23 @@ impl SecretStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pair` (dir not created yet) and every later command (dir exists,
+    /// `canonicalize` answers `\\?\C:\…` on Windows) share one scope.
+    #[test]
+    fn windows_scope_path_ignores_the_verbatim_prefix_and_case() {
+        let before = r"C:\Users\Ann\AppData\Roaming\botmox-agent";
+        let after = r"\\?\C:\users\ann\AppData\Roaming\botmox-agent";
+        assert_eq!(windows_scope_path(before), windows_scope_path(after));
+        assert_eq!(
+            windows_scope_path(r"\\?\UNC\srv\share\agent"),
+            windows_scope_path(r"\\srv\share\agent")
+        );
+        assert_ne!(
+            windows_scope_path(r"C:\a\botmox-agent"),
+            windows_scope_path(r"C:\b\botmox-agent")
+        );
+    }
 
     #[test]
     fn file_store_is_private_and_round_trips() {

@@ -1,20 +1,131 @@
 //! `control-server admin …`: account management straight on the database,
 //! usable while the server runs (SQLite WAL / PostgreSQL).
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
+use std::sync::Arc;
+
+use botmox_protocol::envelope::Zeroizing;
 
 use crate::auth::secret;
-use crate::cli::{AdminCommand, TenantCommand, TokenCommand, UserCommand};
-use crate::db::ids::{TenantId, TokenId};
-use crate::db::{ms_to_rfc3339, TenantScope};
+use crate::cli::{AdminCommand, SecretCommand, TenantCommand, TokenCommand, UserCommand};
+use crate::config::Config;
+use crate::crypto::DataKeys;
+use crate::db::ids::{AgentId, TenantId, TokenId};
+use crate::db::{ms_to_rfc3339, Db, TenantScope};
 use crate::domains::accounts::service::{CreateUser, UserRow};
 use crate::domains::accounts::{AccountError, AccountsService};
+use crate::domains::agents::AgentsService;
+use crate::domains::events::EventsService;
+use crate::domains::secrets::service::MAX_VALUE_BYTES;
+use crate::domains::secrets::{SecretError, SecretMeta, SecretsService};
+use crate::notify::Notifier;
 
-pub async fn run(db: &AccountsService, cmd: AdminCommand) -> anyhow::Result<()> {
+/// Run an admin command on the (migrated) database `db`.
+pub async fn run(db: &Db, cfg: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
+    let accounts = Arc::new(AccountsService::new(db.clone(), cfg)?);
     match cmd {
-        AdminCommand::Tenant { command } => tenant(db, command).await,
-        AdminCommand::User { command } => user(db, command).await,
-        AdminCommand::Token { command } => token(db, command).await,
+        AdminCommand::Tenant { command } => tenant(&accounts, command).await,
+        AdminCommand::User { command } => user(&accounts, command).await,
+        AdminCommand::Token { command } => token(&accounts, command).await,
+        AdminCommand::Secret { command } => {
+            let secrets = secrets_service(db, cfg, accounts)?;
+            secret_cmd(&secrets, command, &mut std::io::stdin().lock())
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
+/// The secrets service the CLI uses (the data key of `cfg.data_dir`, the
+/// agents service for the agent's public key), without an HTTP server.
+pub fn secrets_service(
+    db: &Db,
+    cfg: &Config,
+    accounts: Arc<AccountsService>,
+) -> anyhow::Result<SecretsService> {
+    let notifier = Arc::new(Notifier::new(db));
+    let events = EventsService::new(db.clone(), notifier.clone());
+    let agents = Arc::new(AgentsService::new(
+        db.clone(),
+        cfg.bus,
+        accounts,
+        events,
+        notifier,
+    ));
+    let keys = Arc::new(DataKeys::load_or_create(&cfg.data_dir)?);
+    Ok(SecretsService::new(db.clone(), keys, agents))
+}
+
+/// Everything on `input`, minus one trailing newline (`\n` or `\r\n`).
+pub fn read_secret(input: &mut impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::new());
+    input
+        .take(MAX_VALUE_BYTES as u64 + 3)
+        .read_to_end(&mut buf)?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    if buf.is_empty() {
+        anyhow::bail!("no secret on standard input");
+    }
+    if buf.len() > MAX_VALUE_BYTES {
+        anyhow::bail!("the secret is larger than {MAX_VALUE_BYTES} bytes");
+    }
+    Ok(buf)
+}
+
+/// The error as the API names it (`CODE: message`), field errors listed.
+fn secret_fail(e: SecretError) -> anyhow::Error {
+    match e {
+        SecretError::InvalidCreate(f) => anyhow::anyhow!("{f}"),
+        other => {
+            let api = crate::http::error::ApiError::from(other);
+            match api.cause {
+                Some(cause) => anyhow::anyhow!("{}: {} ({cause})", api.code, api.message),
+                None => anyhow::anyhow!("{}: {}", api.code, api.message),
+            }
+        }
+    }
+}
+
+/// `admin secret …`, reading the secret from `input`; returns the stored
+/// secret's metadata (also printed as JSON).
+pub async fn secret_cmd(
+    secrets: &SecretsService,
+    cmd: SecretCommand,
+    input: &mut impl Read,
+) -> anyhow::Result<SecretMeta> {
+    match cmd {
+        SecretCommand::Put {
+            agent,
+            label,
+            field,
+        } => {
+            let value = read_secret(input)?;
+            let (meta, binding) = secrets
+                .put_for_agent(
+                    &AgentId::from(agent.as_str()),
+                    &label,
+                    field.as_deref(),
+                    &value,
+                )
+                .await
+                .map_err(secret_fail)?;
+            eprintln!(
+                "stored secret {} sealed to agent {} (key {}), bound as field `{}`",
+                meta.id, agent, meta.key_id, binding.field_name
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"secret": meta, "binding": binding})
+                )?
+            );
+            Ok(meta)
+        }
     }
 }
 

@@ -54,6 +54,29 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Secrets for agents (the vault).
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Read a secret from standard input, seal it to the agent's public key
+    /// (the server never sees it in clear) and bind it to the agent. One
+    /// trailing newline is removed. Prints the secret's metadata (JSON).
+    Put {
+        /// The agent's id (it must have registered its public key: run it once).
+        #[arg(long)]
+        agent: String,
+        /// A label for people (1-200 characters).
+        #[arg(long)]
+        label: String,
+        /// The binding's field name [default: the label].
+        #[arg(long)]
+        field: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -155,6 +155,43 @@ pub struct Settings {
         value_name = "BOOL"
     )]
     pub provisioning_detach_on_failure: Option<bool>,
+    /// Refuse provisioning (issuing tokens, guests' validate-token and
+    /// report-progress) for a tenant without an active tenant license for
+    /// the token's issuer [default: true].
+    #[arg(long, env = "BOTMOX_PROVISIONING_REQUIRE_LICENSE", value_name = "BOOL")]
+    pub provisioning_require_license: Option<bool>,
+    /// VM creation jobs: how long an item waits for its offline agent
+    /// (`waiting_for_agent`) before it fails (10..86400) [default: 1800].
+    #[arg(
+        long,
+        env = "BOTMOX_VM_JOBS_AGENT_WAIT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub vm_jobs_agent_wait_seconds: Option<u64>,
+    /// VM creation jobs: deadline of a VM's clone (dispatch and the clone
+    /// task) (10..86400) [default: 1800].
+    #[arg(
+        long,
+        env = "BOTMOX_VM_JOBS_CLONE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub vm_jobs_clone_timeout_seconds: Option<u64>,
+    /// VM creation jobs: deadline of every other agent step (configure,
+    /// ISO, attach, start, detach) (10..86400) [default: 600].
+    #[arg(
+        long,
+        env = "BOTMOX_VM_JOBS_STEP_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub vm_jobs_step_timeout_seconds: Option<u64>,
+    /// VM creation jobs: default deadline of the guest's installation
+    /// (a job's `install_timeout_minutes` overrides it) (1..1440) [default: 120].
+    #[arg(
+        long,
+        env = "BOTMOX_VM_JOBS_INSTALL_TIMEOUT_MINUTES",
+        value_name = "MINUTES"
+    )]
+    pub vm_jobs_install_timeout_minutes: Option<u64>,
     /// Execution lease TTL in seconds; each heartbeat extends the lease by
     /// this much (60..3600) [default: 300].
     #[arg(long, env = "BOTMOX_LICENSE_LEASE_TTL_SECONDS", value_name = "SECONDS")]
@@ -176,6 +213,37 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub license_lease_secret: Option<String>,
+    /// Where objects (artifacts, theme assets) live: `local` (default:
+    /// `<data_dir>/objects`), `file:///ABS/DIR`, or
+    /// `s3://BUCKET?endpoint=URL&region=REGION` (S3 or any S3-compatible
+    /// server, path-style requests).
+    #[arg(long, env = "BOTMOX_OBJECT_STORE", value_name = "URL")]
+    pub object_store: Option<String>,
+    /// S3 access key id (default: the standard AWS environment / instance
+    /// credentials).
+    #[arg(
+        long,
+        env = "BOTMOX_OBJECT_STORE_ACCESS_KEY_ID",
+        value_name = "ID",
+        hide_env_values = true
+    )]
+    pub object_store_access_key_id: Option<String>,
+    /// S3 secret access key (with `object_store_access_key_id`).
+    #[arg(
+        long,
+        env = "BOTMOX_OBJECT_STORE_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub object_store_secret_access_key: Option<String>,
+    /// Lifetime of signed download/upload URLs in seconds, clamped to
+    /// 60..300 [default: 300].
+    #[arg(long, env = "BOTMOX_OBJECT_URL_TTL_SECONDS", value_name = "SECONDS")]
+    pub object_url_ttl_seconds: Option<u64>,
+    /// Largest artifact uploaded through the server, in bytes
+    /// [default: 2147483648].
+    #[arg(long, env = "BOTMOX_ARTIFACT_MAX_BYTES", value_name = "BYTES")]
+    pub artifact_max_bytes: Option<u64>,
 }
 
 impl Settings {
@@ -208,9 +276,19 @@ impl Settings {
             shutdown_grace_seconds,
             provisioning_token_ttl_days,
             provisioning_detach_on_failure,
+            provisioning_require_license,
+            vm_jobs_agent_wait_seconds,
+            vm_jobs_clone_timeout_seconds,
+            vm_jobs_step_timeout_seconds,
+            vm_jobs_install_timeout_minutes,
             license_lease_ttl_seconds,
             license_lease_max_lifetime_seconds,
             license_lease_secret,
+            object_store,
+            object_store_access_key_id,
+            object_store_secret_access_key,
+            object_url_ttl_seconds,
+            artifact_max_bytes,
             heartbeat_interval_seconds,
             poll_timeout_seconds,
             lease_seconds,
@@ -295,7 +373,175 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     pub bus: BusConfig,
     pub provisioning: ProvisioningConfig,
+    pub vm_jobs: VmJobsConfig,
     pub licensing: LicensingConfig,
+    pub objects: ObjectsConfig,
+}
+
+/// The object store (`crate::objects`) and what is kept in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectsConfig {
+    pub store: ObjectStoreKind,
+    /// Signed URL lifetime, 60..=300 s.
+    pub url_ttl_s: u64,
+    /// Largest artifact `PUT …/content` accepts.
+    pub artifact_max_bytes: u64,
+}
+
+/// Shortest and longest signed URL lifetime (the original's clamp).
+pub const OBJECT_URL_TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=300;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectStoreKind {
+    /// Files under this directory; the server signs and serves the URLs.
+    Local { dir: PathBuf },
+    /// An S3 bucket; URLs are presigned (SigV4) by the server.
+    S3(S3Config),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    /// `None`: AWS (`https://s3.<region>.amazonaws.com`).
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
+}
+
+impl ObjectStoreKind {
+    /// `local:<dir>` or `s3://bucket` (no secrets), for logs and readiness.
+    pub fn describe(&self) -> String {
+        match self {
+            ObjectStoreKind::Local { dir } => format!("local:{}", dir.display()),
+            ObjectStoreKind::S3(s) => match &s.endpoint {
+                Some(e) => format!("s3://{}?endpoint={e}&region={}", s.bucket, s.region),
+                None => format!("s3://{}?region={}", s.bucket, s.region),
+            },
+        }
+    }
+}
+
+/// Parse `object_store`: `local`, `file:///ABS/DIR` or
+/// `s3://BUCKET?endpoint=URL&region=REGION`.
+fn parse_object_store(
+    raw: Option<&str>,
+    data_dir: &Path,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+) -> Result<ObjectStoreKind, ConfigError> {
+    const KEY: &str = "object_store";
+    let raw = raw.unwrap_or("local");
+    if access_key_id.is_some() != secret_access_key.is_some() {
+        return Err(invalid(
+            "object_store_access_key_id/object_store_secret_access_key",
+            "set both or neither",
+        ));
+    }
+    let s3_keys = access_key_id.is_some();
+    if raw == "local" || raw.starts_with("file:") {
+        if s3_keys {
+            return Err(invalid(
+                "object_store_access_key_id",
+                "S3 credentials are set but object_store is not s3://…",
+            ));
+        }
+        if raw == "local" {
+            return Ok(ObjectStoreKind::Local {
+                dir: data_dir.join("objects"),
+            });
+        }
+        let dir = raw
+            .strip_prefix("file://")
+            .filter(|d| d.starts_with('/') && d.len() > 1)
+            .ok_or_else(|| invalid(KEY, "use file:///ABSOLUTE/DIR"))?;
+        return Ok(ObjectStoreKind::Local {
+            dir: PathBuf::from(dir),
+        });
+    }
+    let url = reqwest::Url::parse(raw).map_err(|e| {
+        invalid(
+            KEY,
+            format!("`{raw}` is not local, file:///DIR or s3://BUCKET?endpoint=…&region=…: {e}"),
+        )
+    })?;
+    if url.scheme() != "s3" {
+        return Err(invalid(
+            KEY,
+            format!(
+                "unknown scheme `{}`: use local, file:///DIR or s3://BUCKET",
+                url.scheme()
+            ),
+        ));
+    }
+    let bucket = url.host_str().unwrap_or_default().to_string();
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.']);
+    if !bucket_ok {
+        return Err(invalid(
+            KEY,
+            "the bucket name must be 3-63 characters of a-z 0-9 . -",
+        ));
+    }
+    if !(url.path().is_empty() || url.path() == "/") || url.username() != "" || url.port().is_some()
+    {
+        return Err(invalid(
+            KEY,
+            "use s3://BUCKET?endpoint=URL&region=REGION (no path, port or user; the endpoint carries the port)",
+        ));
+    }
+    let (mut endpoint, mut region) = (None, None);
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "endpoint" if endpoint.is_none() => {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(invalid(KEY, "endpoint must be an http(s) URL"));
+                }
+                endpoint = Some(v.trim_end_matches('/').to_string());
+            }
+            "region" if region.is_none() => {
+                if v.is_empty()
+                    || v.len() > 64
+                    || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(invalid(KEY, "region must be 1-64 characters of a-z 0-9 -"));
+                }
+                region = Some(v.to_string());
+            }
+            other => {
+                return Err(invalid(
+                    KEY,
+                    format!("unknown or repeated parameter `{other}` (endpoint, region)"),
+                ))
+            }
+        }
+    }
+    Ok(ObjectStoreKind::S3(S3Config {
+        bucket,
+        endpoint,
+        region: region.unwrap_or_else(|| "us-east-1".into()),
+        access_key_id,
+        secret_access_key,
+    }))
 }
 
 /// Execution leases (`/api/v1/license/*`).
@@ -312,6 +558,16 @@ pub struct LicensingConfig {
 pub struct ProvisioningConfig {
     pub token_ttl_days: u32,
     pub detach_on_failure: bool,
+    pub require_license: bool,
+}
+
+/// VM creation jobs' deadlines (`domains::vm_jobs`).
+#[derive(Debug, Clone, Copy)]
+pub struct VmJobsConfig {
+    pub agent_wait_s: u64,
+    pub clone_timeout_s: u64,
+    pub step_timeout_s: u64,
+    pub install_timeout_min: u64,
 }
 
 /// Command-bus timing. The server dictates these to agents.
@@ -502,11 +758,33 @@ impl Config {
         let provisioning = ProvisioningConfig {
             token_ttl_days: s.provisioning_token_ttl_days.unwrap_or(30),
             detach_on_failure: s.provisioning_detach_on_failure.unwrap_or(false),
+            require_license: s.provisioning_require_license.unwrap_or(true),
         };
         if !(1..=3650).contains(&provisioning.token_ttl_days) {
             return Err(invalid(
                 "provisioning_token_ttl_days",
                 "must be between 1 and 3650",
+            ));
+        }
+        let vm_jobs = VmJobsConfig {
+            agent_wait_s: s.vm_jobs_agent_wait_seconds.unwrap_or(1800),
+            clone_timeout_s: s.vm_jobs_clone_timeout_seconds.unwrap_or(1800),
+            step_timeout_s: s.vm_jobs_step_timeout_seconds.unwrap_or(600),
+            install_timeout_min: s.vm_jobs_install_timeout_minutes.unwrap_or(120),
+        };
+        for (key, v) in [
+            ("vm_jobs_agent_wait_seconds", vm_jobs.agent_wait_s),
+            ("vm_jobs_clone_timeout_seconds", vm_jobs.clone_timeout_s),
+            ("vm_jobs_step_timeout_seconds", vm_jobs.step_timeout_s),
+        ] {
+            if !(10..=86_400).contains(&v) {
+                return Err(invalid(key, "must be between 10 and 86400"));
+            }
+        }
+        if !(1..=1440).contains(&vm_jobs.install_timeout_min) {
+            return Err(invalid(
+                "vm_jobs_install_timeout_minutes",
+                "must be between 1 and 1440",
             ));
         }
         let licensing = LicensingConfig {
@@ -536,10 +814,32 @@ impl Config {
                 "must be at least 32 characters",
             ));
         }
+        let objects = ObjectsConfig {
+            store: parse_object_store(
+                s.object_store.as_deref(),
+                &data_dir,
+                s.object_store_access_key_id,
+                s.object_store_secret_access_key,
+            )?,
+            // Clamped like the original's S3_PRESIGN_TTL_SECONDS.
+            url_ttl_s: s
+                .object_url_ttl_seconds
+                .unwrap_or(300)
+                .clamp(*OBJECT_URL_TTL_RANGE.start(), *OBJECT_URL_TTL_RANGE.end()),
+            artifact_max_bytes: s.artifact_max_bytes.unwrap_or(2 * 1024 * 1024 * 1024),
+        };
+        if !(1..=1024 * 1024 * 1024 * 1024).contains(&objects.artifact_max_bytes) {
+            return Err(invalid(
+                "artifact_max_bytes",
+                "must be between 1 and 1099511627776",
+            ));
+        }
         Ok(Config {
             bus,
             provisioning,
+            vm_jobs,
             licensing,
+            objects,
             trusted_proxy_hops,
             data_dir,
             database_url,
@@ -599,9 +899,25 @@ impl Config {
             "sweep_interval_seconds": self.bus.sweep_interval_s,
             "provisioning_token_ttl_days": self.provisioning.token_ttl_days,
             "provisioning_detach_on_failure": self.provisioning.detach_on_failure,
+            "provisioning_require_license": self.provisioning.require_license,
+            "vm_jobs_agent_wait_seconds": self.vm_jobs.agent_wait_s,
+            "vm_jobs_clone_timeout_seconds": self.vm_jobs.clone_timeout_s,
+            "vm_jobs_step_timeout_seconds": self.vm_jobs.step_timeout_s,
+            "vm_jobs_install_timeout_minutes": self.vm_jobs.install_timeout_min,
             "license_lease_ttl_seconds": self.licensing.lease_ttl_s,
             "license_lease_max_lifetime_seconds": self.licensing.lease_max_lifetime_s,
             "license_lease_secret": self.licensing.lease_secret.as_ref().map(|_| "[REDACTED]"),
+            "object_store": self.objects.store.describe(),
+            "object_store_access_key_id": match &self.objects.store {
+                ObjectStoreKind::S3(s) => s.access_key_id.as_ref().map(|_| "[REDACTED]"),
+                ObjectStoreKind::Local { .. } => None,
+            },
+            "object_store_secret_access_key": match &self.objects.store {
+                ObjectStoreKind::S3(s) => s.secret_access_key.as_ref().map(|_| "[REDACTED]"),
+                ObjectStoreKind::Local { .. } => None,
+            },
+            "object_url_ttl_seconds": self.objects.url_ttl_s,
+            "artifact_max_bytes": self.objects.artifact_max_bytes,
         })
     }
 }
@@ -755,5 +1071,77 @@ mod tests {
             "postgres://u:[REDACTED]@h/db"
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn object_store_urls_are_parsed_and_checked() {
+        let dir = Path::new("/srv/botmox");
+        let parse = |raw: &str| parse_object_store(Some(raw), dir, None, None);
+        assert_eq!(
+            parse_object_store(None, dir, None, None).unwrap(),
+            ObjectStoreKind::Local {
+                dir: dir.join("objects")
+            }
+        );
+        assert_eq!(
+            parse("file:///var/objects").unwrap(),
+            ObjectStoreKind::Local {
+                dir: "/var/objects".into()
+            }
+        );
+        let ObjectStoreKind::S3(s3) = parse_object_store(
+            Some("s3://my-bucket?endpoint=http://127.0.0.1:9000/&region=eu-west-1"),
+            dir,
+            Some("id".into()),
+            Some("s3cr3t-value".into()),
+        )
+        .unwrap() else {
+            panic!("not s3")
+        };
+        assert_eq!(s3.bucket, "my-bucket");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.region, "eu-west-1");
+        assert!(!format!("{s3:?}").contains("s3cr3t-value"), "{s3:?}");
+        let ObjectStoreKind::S3(aws) = parse("s3://bucket.one").unwrap() else {
+            panic!("not s3")
+        };
+        assert_eq!((aws.endpoint, aws.region.as_str()), (None, "us-east-1"));
+        for bad in [
+            "file://relative",
+            "ftp://x",
+            "s3://UPPER",
+            "s3://ab",
+            "s3://bucket/path",
+            "s3://bucket:9000",
+            "s3://bucket?endpoint=ftp://x",
+            "s3://bucket?region=a%20b",
+            "s3://bucket?colour=red",
+            "s3://bucket?region=a&region=b",
+            "nonsense",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("object_store"), "{bad}: {err}");
+        }
+        assert!(parse_object_store(Some("s3://bucket"), dir, Some("id".into()), None).is_err());
+        assert!(
+            parse_object_store(None, dir, Some("id".into()), Some("s".into())).is_err(),
+            "keys without S3"
+        );
+        let c = Config::from_settings(Settings {
+            object_store: Some("s3://b-1?endpoint=https://s3.example".into()),
+            object_store_access_key_id: Some("AKIA".into()),
+            object_store_secret_access_key: Some("hidden".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let shown = c.redacted().to_string();
+        assert!(
+            !shown.contains("hidden") && !shown.contains("AKIA"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("s3://b-1?endpoint=https://s3.example"),
+            "{shown}"
+        );
     }
 }

@@ -51,7 +51,7 @@ pub struct Aad<'a> {
 
 impl Aad<'_> {
     /// Length-prefixed, so no two triples encode alike.
-    fn bytes(&self) -> Vec<u8> {
+    pub fn bytes(&self) -> Vec<u8> {
         let mut out = b"botmox-aad-v1".to_vec();
         for part in [self.purpose, self.tenant, self.id] {
             out.extend_from_slice(&(part.len() as u32).to_be_bytes());
@@ -242,6 +242,46 @@ impl DataKeys {
     }
 }
 
+/// A sealed value taken apart, for tables that keep key id, nonce and
+/// ciphertext in their own columns (the secrets vault).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedParts {
+    pub key_id: String,
+    /// base64url, 96 bits.
+    pub nonce: String,
+    /// base64url ciphertext and tag.
+    pub ciphertext: String,
+}
+
+impl SealedParts {
+    /// Split what [`DataKeys::seal`] returned.
+    pub fn split(sealed: &str) -> Result<SealedParts, CryptoError> {
+        let mut parts = sealed.split('.');
+        match (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) {
+            (Some(FORMAT), Some(key_id), Some(nonce), Some(ct), None) => Ok(SealedParts {
+                key_id: key_id.to_string(),
+                nonce: nonce.to_string(),
+                ciphertext: ct.to_string(),
+            }),
+            _ => Err(CryptoError::Malformed),
+        }
+    }
+
+    /// The text [`DataKeys::open`] takes.
+    pub fn join(&self) -> String {
+        format!(
+            "{FORMAT}.{}.{}.{}",
+            self.key_id, self.nonce, self.ciphertext
+        )
+    }
+}
+
 /// Create `path` with mode 0600 only if it does not exist yet.
 fn create_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -299,6 +339,22 @@ mod tests {
             keys.open(AAD, "garbage"),
             Err(CryptoError::Malformed)
         ));
+    }
+
+    #[test]
+    fn sealed_values_split_into_columns_and_back() {
+        let keys = DataKeys::from_raw(&[("k1", [9u8; 32])]);
+        let sealed = keys.seal(AAD, b"in columns");
+        let parts = SealedParts::split(&sealed).unwrap();
+        assert_eq!(parts.key_id, "k1");
+        assert_eq!(parts.join(), sealed);
+        assert_eq!(keys.open(AAD, &parts.join()).unwrap(), b"in columns");
+        for bad in ["", "v1.k1.n", "v2.k1.n.c", "v1.k1.n.c.extra"] {
+            assert!(matches!(
+                SealedParts::split(bad),
+                Err(CryptoError::Malformed)
+            ));
+        }
     }
 
     #[test]

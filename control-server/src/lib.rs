@@ -9,6 +9,7 @@
 //!   ids, text enums, the list-query kit, storage errors
 //! * [`auth`] — identities, roles, token/password primitives, external JWT,
 //!   sign-in throttling
+//! * [`objects`] — the object store (local files or S3) and its signed URLs
 //! * [`notify`] — wake-ups for long polls and event streams (in-process and
 //!   PostgreSQL `LISTEN/NOTIFY`); [`sweeper`] — the reliability sweeper
 //! * [`config`], [`validate`], [`state`], [`tls`], [`bootstrap`],
@@ -25,6 +26,9 @@ pub mod domains;
 pub mod fsutil;
 pub mod http;
 pub mod notify;
+pub mod objects;
+#[cfg(test)]
+pub(crate) mod ps_lint;
 pub mod records;
 pub mod server;
 pub mod state;

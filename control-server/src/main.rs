@@ -3,7 +3,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use control_server::cli::{Cli, Command};
 use control_server::config::{Config, LogFormat, Settings};
-use control_server::domains::accounts::AccountsService;
 use control_server::{admin, db::Db, server, telemetry};
 
 fn main() -> ExitCode {
@@ -58,8 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = Config::resolve(&common, Settings::default())?;
             let db = Db::connect(&cfg.database_url).await?;
             db.migrate().await?;
-            let accounts = AccountsService::new(db.clone(), &cfg)?;
-            let result = admin::run(&accounts, command).await;
+            let result = admin::run(&db, &cfg, command).await;
             db.close().await;
             result
         }

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Column as _, FromRow, Row};
 
-use crate::db::list::{self, ListParams, ListSpec, Page};
+use crate::db::list::{self, Column, ListParams, ListSpec, Page};
 use crate::db::{
     ms_to_rfc3339, Backend, Read, Reader, StoreError, StoreResult, TenantScope, Write,
 };
@@ -72,7 +72,39 @@ pub enum FieldType {
     },
 }
 
-/// One typed field: its API name, its column, its type.
+/// How a kind's list may use a field (its column in the list kit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub sort: bool,
+    pub filter: bool,
+    pub search: bool,
+}
+
+impl Listed {
+    /// Not a list column.
+    pub const NO: Listed = Listed::new(false, false, false);
+    /// Sort, filter and `q` search.
+    pub const ALL: Listed = Listed::new(true, true, true);
+    /// Sort and filter.
+    pub const SORT_FILTER: Listed = Listed::new(true, true, false);
+    /// Filter and `q` search.
+    pub const FILTER_SEARCH: Listed = Listed::new(false, true, true);
+    /// Filter only.
+    pub const FILTER: Listed = Listed::new(false, true, false);
+    /// `q` search only.
+    pub const SEARCH: Listed = Listed::new(false, false, true);
+
+    const fn new(sort: bool, filter: bool, search: bool) -> Listed {
+        Listed {
+            sort,
+            filter,
+            search,
+        }
+    }
+}
+
+/// One typed field: its API name, its column, its type, and how lists use
+/// it.
 #[derive(Debug, Clone, Copy)]
 pub struct Field {
     pub name: &'static str,
@@ -80,6 +112,7 @@ pub struct Field {
     pub ty: FieldType,
     /// Enums with a default are never empty (null is refused).
     pub default: Option<&'static str>,
+    pub list: Listed,
 }
 
 impl Field {
@@ -89,6 +122,7 @@ impl Field {
             column: name,
             ty,
             default: None,
+            list: Listed::NO,
         }
     }
     pub const fn column(mut self, column: &'static str) -> Field {
@@ -99,6 +133,63 @@ impl Field {
         self.default = Some(value);
         self
     }
+    /// Lists sort, filter or search on this field (see [`list_columns`]).
+    pub const fn list(mut self, how: Listed) -> Field {
+        self.list = how;
+        self
+    }
+
+    /// The field as a list column: named as in the API, typed after the
+    /// field, nullable unless it has a default.
+    const fn list_column(&self) -> Column {
+        let kind = match self.ty {
+            FieldType::Enum(values) => list::Kind::Enum(values),
+            FieldType::Int(..) | FieldType::Bool => list::Kind::Integer,
+            FieldType::Timestamp => list::Kind::Timestamp,
+            FieldType::Float(..) => panic!("lists do not sort or filter on fractions"),
+            FieldType::Secret { .. } => panic!("a secret is never a list column"),
+            FieldType::Text(_)
+            | FieldType::LongText(_)
+            | FieldType::Date
+            | FieldType::StrList { .. }
+            | FieldType::Json => list::Kind::Text,
+        };
+        let mut c = Column::new(self.name, self.column, kind);
+        if self.default.is_none() {
+            c = c.nullable();
+        }
+        if self.list.sort {
+            c = c.sortable();
+        }
+        if self.list.filter {
+            c = c.filterable();
+        }
+        if self.list.search {
+            c = c.searchable();
+        }
+        c
+    }
+}
+
+/// A kind's list columns: `created_at`, `updated_at`, then every field
+/// marked with [`Field::list`], in field order. `N` counts them all (a
+/// wrong `N` fails the build).
+pub const fn list_columns<const N: usize>(fields: &[Field]) -> [Column; N] {
+    let mut out = [CREATED_AT; N];
+    out[1] = UPDATED_AT;
+    let mut n = 2;
+    let mut i = 0;
+    while i < fields.len() {
+        let f = &fields[i];
+        if f.list.sort || f.list.filter || f.list.search {
+            assert!(n < N, "N is smaller than the number of list columns");
+            out[n] = f.list_column();
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == N, "N is larger than the number of list columns");
+    out
 }
 
 /// One kind of record (one table).
@@ -121,7 +212,62 @@ pub struct KindSpec {
 /// Keys a client may send that the server manages: accepted and ignored.
 pub const SERVER_MANAGED: &[&str] = &["id", "created_at", "updated_at", "tenant_id"];
 
+/// `created_at`, which every kind's list sorts and filters on.
+pub const CREATED_AT: Column = Column::new("created_at", "created_at", list::Kind::Timestamp)
+    .sortable()
+    .filterable();
+/// `updated_at`, which every kind's list sorts and filters on.
+pub const UPDATED_AT: Column = Column::new("updated_at", "updated_at", list::Kind::Timestamp)
+    .sortable()
+    .filterable();
+
+/// A kind's list: `select` from `table` (or a subquery), newest first,
+/// ties broken by `id`.
+pub const fn list_spec(
+    table: &'static str,
+    select: &'static str,
+    columns: &'static [Column],
+) -> ListSpec {
+    ListSpec {
+        table,
+        select,
+        columns,
+        default_sort: "created_at",
+        default_order: list::Order::Desc,
+        id_column: "id",
+    }
+}
+
 impl KindSpec {
+    /// A kind whose list is the same on both backends and that holds no
+    /// secret (see [`KindSpec::postgres_list`], [`KindSpec::secret_purpose`]).
+    pub const fn new(
+        kind: &'static str,
+        schema: &'static str,
+        table: &'static str,
+        fields: &'static [Field],
+        list: &'static ListSpec,
+    ) -> KindSpec {
+        KindSpec {
+            kind,
+            schema,
+            table,
+            fields,
+            list_sqlite: list,
+            list_postgres: list,
+            secret_purpose: "",
+        }
+    }
+    /// The list on PostgreSQL, where it differs from SQLite's.
+    pub const fn postgres_list(mut self, list: &'static ListSpec) -> KindSpec {
+        self.list_postgres = list;
+        self
+    }
+    /// What the kind's sealed secret is (its AEAD associated data).
+    pub const fn secret_purpose(mut self, purpose: &'static str) -> KindSpec {
+        self.secret_purpose = purpose;
+        self
+    }
     pub fn list_spec(&self, backend: Backend) -> &'static ListSpec {
         match backend {
             Backend::Sqlite => self.list_sqlite,
@@ -619,35 +765,33 @@ pub async fn sealed_secret(
 /// Take the row's write lock for a read-modify-write (PostgreSQL row
 /// lock; SQLite's single writer already serializes); `false` when absent.
 pub async fn lock(
-    mut w: impl Write,
+    w: impl Write,
     spec: &KindSpec,
     scope: &TenantScope,
     id: &str,
 ) -> StoreResult<bool> {
-    let sql = format!(
-        "UPDATE {} SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2",
-        spec.table
-    );
-    Ok(sqlx::query(&sql)
-        .bind(scope.tenant())
-        .bind(id)
-        .execute(w.exec())
-        .await?
-        .rows_affected()
-        == 1)
+    let head = format!("UPDATE {} SET updated_at = updated_at", spec.table);
+    one_row(w, &head, scope, id).await
 }
 
 /// Delete a record; `false` when there was none.
 pub async fn delete(
-    mut w: impl Write,
+    w: impl Write,
     spec: &KindSpec,
     scope: &TenantScope,
     id: &str,
 ) -> StoreResult<bool> {
-    let sql = format!(
-        "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
-        spec.table
-    );
+    one_row(w, &format!("DELETE FROM {}", spec.table), scope, id).await
+}
+
+/// Run `head` on the record `id` of the tenant; did it touch the row?
+async fn one_row(
+    mut w: impl Write,
+    head: &str,
+    scope: &TenantScope,
+    id: &str,
+) -> StoreResult<bool> {
+    let sql = format!("{head} WHERE tenant_id = $1 AND id = $2");
     Ok(sqlx::query(&sql)
         .bind(scope.tenant())
         .bind(id)
@@ -1068,6 +1212,66 @@ mod tests {
         }
         assert!(parse(&SPEC, &json!({}), true).is_err());
         assert!(parse(&SPEC, &json!([1]), true).is_err());
+    }
+
+    #[test]
+    fn list_columns_follow_the_fields() {
+        static FIELDS: &[Field] = &[
+            Field::new("name", FieldType::Text(10)).list(Listed::ALL),
+            Field::new("status", FieldType::Enum(&["a", "b"]))
+                .default("a")
+                .list(Listed::SORT_FILTER),
+            Field::new("hidden", FieldType::Text(10)),
+            Field::new("when", FieldType::Timestamp)
+                .column("when_at")
+                .list(Listed::FILTER),
+            Field::new("on", FieldType::Bool).list(Listed::SEARCH),
+        ];
+        static COLUMNS: [Column; 6] = list_columns(FIELDS);
+        let got: Vec<_> = COLUMNS
+            .iter()
+            .map(|c| {
+                (
+                    c.name, c.sql, c.kind, c.nullable, c.sort, c.filter, c.search,
+                )
+            })
+            .collect();
+        use list::Kind as K;
+        assert_eq!(
+            got,
+            [
+                (
+                    "created_at",
+                    "created_at",
+                    K::Timestamp,
+                    false,
+                    true,
+                    true,
+                    false
+                ),
+                (
+                    "updated_at",
+                    "updated_at",
+                    K::Timestamp,
+                    false,
+                    true,
+                    true,
+                    false
+                ),
+                ("name", "name", K::Text, true, true, true, true),
+                (
+                    "status",
+                    "status",
+                    K::Enum(&["a", "b"]),
+                    false,
+                    true,
+                    true,
+                    false
+                ),
+                ("when", "when_at", K::Timestamp, true, false, true, false),
+                ("on", "on", K::Integer, true, false, false, true),
+            ]
+        );
     }
 
     #[test]

@@ -106,6 +106,14 @@ pub async fn start_with(
         services.provisioning.clone(),
         Duration::from_secs(cfg.bus.sweep_interval_s),
     )];
+    // The VM jobs' orchestrator: resumes every unfinished job from the
+    // database, then advances them as commands and guests report.
+    background.push(
+        services
+            .vm_orchestrator
+            .clone()
+            .spawn(services.notifier.subscribe_events()),
+    );
     if let Some(listener) = services
         .notifier
         .spawn_pg_listener(cfg.database_url.clone())
@@ -125,7 +133,12 @@ pub async fn start_with(
         workspace: services.workspace,
         unattend: services.unattend,
         vms: services.vms,
+        vm_jobs: services.vm_jobs,
         licensing: services.licensing,
+        objects: services.objects,
+        artifacts: services.artifacts,
+        theme: services.theme,
+        secrets: services.secrets,
         notifier: services.notifier,
         metrics: if cfg.metrics == MetricsMode::Off {
             None

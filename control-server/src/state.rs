@@ -10,6 +10,7 @@ use crate::crypto::DataKeys;
 use crate::db::Db;
 use crate::domains::accounts::AccountsService;
 use crate::domains::agents::AgentsService;
+use crate::domains::artifacts::ArtifactsService;
 use crate::domains::bots::BotsService;
 use crate::domains::commands::CommandsService;
 use crate::domains::events::EventsService;
@@ -17,12 +18,16 @@ use crate::domains::finance::FinanceService;
 use crate::domains::licensing::LicensingService;
 use crate::domains::provisioning::ProvisioningService;
 use crate::domains::resources::ResourcesService;
+use crate::domains::secrets::SecretsService;
 use crate::domains::settings::SettingsService;
+use crate::domains::theme::ThemeService;
 use crate::domains::unattend::UnattendService;
+use crate::domains::vm_jobs::{Orchestrator, VmJobsService};
 use crate::domains::vms::VmsService;
 use crate::domains::workspace::WorkspaceService;
 use crate::http::ratelimit::RateLimits;
 use crate::notify::Notifier;
+use crate::objects::Objects;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -40,7 +45,12 @@ pub struct AppState {
     pub workspace: Arc<WorkspaceService>,
     pub unattend: Arc<UnattendService>,
     pub vms: Arc<VmsService>,
+    pub vm_jobs: Arc<VmJobsService>,
     pub licensing: Arc<LicensingService>,
+    pub objects: Arc<Objects>,
+    pub artifacts: Arc<ArtifactsService>,
+    pub theme: Arc<ThemeService>,
+    pub secrets: Arc<SecretsService>,
     pub notifier: Arc<Notifier>,
     pub limits: Arc<RateLimits>,
     pub metrics: Option<PrometheusHandle>,
@@ -63,8 +73,20 @@ pub struct Services {
     pub workspace: Arc<WorkspaceService>,
     pub unattend: Arc<UnattendService>,
     pub vms: Arc<VmsService>,
+    /// VM creation jobs (the API side).
+    pub vm_jobs: Arc<VmJobsService>,
+    /// The VM jobs' orchestrator (`server` runs its loop).
+    pub vm_orchestrator: Arc<Orchestrator>,
     /// Tenant licenses, entitlements, execution leases (the lease signing key).
     pub licensing: Arc<LicensingService>,
+    /// The object store (local files or S3) and its URL signing.
+    pub objects: Arc<Objects>,
+    /// Artifact releases, assignments, resolve-download and its audit.
+    pub artifacts: Arc<ArtifactsService>,
+    /// Theme (background) assets.
+    pub theme: Arc<ThemeService>,
+    /// The secrets vault and delivery of secrets to agents.
+    pub secrets: Arc<SecretsService>,
     /// The server data keys (`crate::crypto`): seal secrets at rest.
     pub data_keys: Arc<DataKeys>,
     pub notifier: Arc<Notifier>,
@@ -84,6 +106,15 @@ impl Services {
             vms.clone(),
             accounts.clone(),
         )?);
+        let objects = Arc::new(Objects::open(&cfg.objects, &cfg.data_dir)?);
+        let artifacts = Arc::new(ArtifactsService::new(
+            db.clone(),
+            objects.clone(),
+            licensing.clone(),
+            accounts.clone(),
+            cfg.objects.artifact_max_bytes,
+        ));
+        let theme = Arc::new(ThemeService::new(db.clone(), objects.clone()));
         let agents = Arc::new(AgentsService::new(
             db.clone(),
             cfg.bus,
@@ -103,6 +134,11 @@ impl Services {
         let finance = Arc::new(FinanceService::new(db.clone()));
         let data_keys = Arc::new(DataKeys::load_or_create(&cfg.data_dir)?);
         let resources = Arc::new(ResourcesService::new(db.clone(), data_keys.clone()));
+        let secrets = Arc::new(SecretsService::new(
+            db.clone(),
+            data_keys.clone(),
+            agents.clone(),
+        ));
         let workspace = Arc::new(WorkspaceService::new(db.clone()));
         let unattend = Arc::new(UnattendService::new(db.clone()));
         let provisioning = Arc::new(ProvisioningService::new(
@@ -112,6 +148,29 @@ impl Services {
             commands.clone(),
             events.clone(),
             crate::domains::provisioning::windows_answers(unattend.clone()),
+            licensing.clone(),
+        ));
+        let vm_jobs_wake = Arc::new(tokio::sync::Notify::new());
+        let vm_jobs = Arc::new(VmJobsService::new(
+            db.clone(),
+            cfg.vm_jobs,
+            agents.clone(),
+            commands.clone(),
+            events.clone(),
+            unattend.clone(),
+            vm_jobs_wake.clone(),
+        ));
+        let vm_orchestrator = Arc::new(Orchestrator::new(
+            db.clone(),
+            cfg.vm_jobs,
+            cfg.bus,
+            accounts.clone(),
+            agents.clone(),
+            commands.clone(),
+            provisioning.clone(),
+            vms.clone(),
+            events.clone(),
+            vm_jobs_wake,
         ));
         Ok(Services {
             accounts,
@@ -126,7 +185,13 @@ impl Services {
             workspace,
             unattend,
             vms,
+            vm_jobs,
+            vm_orchestrator,
             licensing,
+            objects,
+            artifacts,
+            theme,
+            secrets,
             data_keys,
             notifier,
         })

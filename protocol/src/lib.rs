@@ -4,6 +4,7 @@
 //! ([`Intervals`]), owns the command state machine ([`CommandStatus`]) and
 //! hands out leases. See `docs/protocol.md` for the whole protocol.
 
+pub mod envelope;
 pub mod pairing;
 
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,13 @@ pub struct Agent {
     pub pairing_expires_at: Option<String>,
     pub revoked_at: Option<String>,
     pub revoke_reason: Option<String>,
+    /// The agent's X25519 public key (base64url), once it registered one:
+    /// seal secrets for this agent to it ([`envelope`]).
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// `x25519:` + 16 hex digits naming `public_key`.
+    #[serde(default)]
+    pub public_key_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -395,4 +403,55 @@ pub struct OutputChunk {
 #[serde(deny_unknown_fields)]
 pub struct OutputAppend {
     pub chunks: Vec<OutputChunk>,
+}
+
+/// `PUT /api/v1/agents/me/public-key` (agent token): the public half of the
+/// agent's X25519 key pair, whose private half stays in its OS keyring.
+/// Idempotent; a different key replaces the previous one (secrets sealed to
+/// the old key must then be put again).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AgentPublicKeyRequest {
+    /// `X25519` (the only one).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^X25519$"))]
+    pub alg: String,
+    /// 32 bytes, base64url without padding.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{43}$"))]
+    pub public_key: String,
+}
+
+/// The public key the server holds for an agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AgentPublicKey {
+    pub agent_id: String,
+    pub alg: String,
+    pub public_key: String,
+    /// `x25519:` + 16 hex digits of SHA-256(public key).
+    pub key_id: String,
+    pub registered_at: String,
+    /// False when the same key was already registered.
+    pub changed: bool,
+}
+
+/// `GET /api/v1/agents/me/secrets/{id}` (agent token): a secret bound to
+/// this agent, sealed to its public key ([`envelope`]). Open it with
+/// `envelope::Binding { secret_id, agent_id }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AgentSecret {
+    pub secret_id: String,
+    pub agent_id: String,
+    pub label: String,
+    /// [`envelope::ALG`].
+    pub alg: String,
+    /// The agent key the envelope is sealed to.
+    pub key_id: String,
+    /// The envelope (base64url): only this agent's private key opens it.
+    pub envelope: String,
+    /// Incremented by every rotation.
+    pub material_version: i64,
+    pub updated_at: String,
+    pub rotated_at: Option<String>,
 }

@@ -31,6 +31,13 @@ pub struct FaultRule {
     /// Only requests whose path (below `/api2/json`) contains this, if set.
     #[serde(default)]
     pub path_contains: Option<String>,
+    /// Apply to every n-th matching request only (`5`: 20 % of them,
+    /// deterministically); `count` then counts the hits. Default: every one.
+    #[serde(default)]
+    pub every: Option<u32>,
+    /// Matching requests seen so far (for `every`).
+    #[serde(default, skip_serializing)]
+    pub seen: u32,
 }
 
 /// How a task ends, when forced.
@@ -99,6 +106,8 @@ impl Faults {
             count,
             method: None,
             path_contains: path_contains.map(str::to_string),
+            every: None,
+            seen: 0,
         });
     }
 
@@ -109,6 +118,22 @@ impl Faults {
             count,
             method: None,
             path_contains: path_contains.map(str::to_string),
+            every: None,
+            seen: 0,
+        });
+    }
+
+    /// Every `every`-th matching request (`count` times) fails with a PVE
+    /// lock timeout: `lock_timeout_every(5, 40, Some("/clone"))` makes 20 %
+    /// of clone requests hit contention, 40 times at most.
+    pub fn lock_timeout_every(&self, every: u32, count: u32, path_contains: Option<&str>) {
+        self.add_rule(FaultRule {
+            action: FaultAction::LockTimeout,
+            count,
+            method: None,
+            path_contains: path_contains.map(str::to_string),
+            every: Some(every.max(1)),
+            seen: 0,
         });
     }
 
@@ -119,6 +144,8 @@ impl Faults {
             count,
             method: None,
             path_contains: path_contains.map(str::to_string),
+            every: None,
+            seen: 0,
         });
     }
 
@@ -143,13 +170,26 @@ impl Faults {
     /// Consumes one use of the first rule matching the request.
     pub(crate) fn take_request_fault(&self, method: &str, path: &str) -> Option<FaultAction> {
         let mut st = self.lock();
-        let idx = st.rules.iter().position(|r| {
-            r.count > 0
+        let mut hit = None;
+        for (i, r) in st.rules.iter_mut().enumerate() {
+            let matches = r.count > 0
                 && r.method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
-                && r.path_contains.as_deref().is_none_or(|p| path.contains(p))
-        })?;
+                && r.path_contains.as_deref().is_none_or(|p| path.contains(p));
+            if !matches {
+                continue;
+            }
+            if let Some(every) = r.every.filter(|e| *e > 1) {
+                r.seen += 1;
+                if r.seen % every != 0 {
+                    continue;
+                }
+            }
+            hit = Some(i);
+            break;
+        }
+        let idx = hit?;
         let rule = &mut st.rules[idx];
         rule.count -= 1;
         let action = rule.action.clone();
@@ -214,6 +254,18 @@ mod tests {
         )
         .expect("fault rule");
         assert_eq!(rule.action, FaultAction::LockTimeout);
+        // every 3rd matching request, twice
+        f.lock_timeout_every(3, 2, Some("/clone"));
+        let hits: Vec<bool> = (0..9)
+            .map(|_| {
+                f.take_request_fault("POST", "/nodes/pve/qemu/9000/clone")
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(
+            hits,
+            [false, false, true, false, false, true, false, false, false]
+        );
         assert_eq!(
             lock_timeout_message("/nodes/pve/qemu/101/config"),
             "can't lock file '/var/lock/qemu-server/lock-101.conf' - got timeout"

@@ -271,6 +271,18 @@ impl PveSim {
         self.state.hold_tasks(hold);
     }
 
+    /// How long tasks of `task_type` run (`None`: every task without its
+    /// own duration), e.g. `set_task_duration(Some("qmclone"), 2 s)`.
+    pub fn set_task_duration(&self, task_type: Option<&str>, d: Duration) {
+        self.state.set_task_duration(task_type, d);
+    }
+
+    /// How long a request waits for a VM's config file lock (held by a
+    /// running task of that VM) before PVE's lock timeout (default 10 s).
+    pub fn set_lock_timeout(&self, d: Duration) {
+        self.state.lock().lock_timeout = d;
+    }
+
     /// Runs `f` with exclusive access to the state (to inspect or seed it).
     pub fn with_state<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
         f(&mut self.state.lock())

@@ -71,6 +71,15 @@ pub enum ErrorCode {
     ManagedByService,
     /// The runtime task is gone (the app is shutting down).
     Unavailable,
+    /// The config dir has no registered agent (pair first).
+    NotPaired,
+    /// Not a secret id.
+    SecretInvalid,
+    /// The server refused the secret (the message starts with its code:
+    /// SECRET_NOT_FOUND, SECRET_NOT_DELIVERABLE, AGENT_PUBLIC_KEY_MISSING, …).
+    SecretRefused,
+    /// The envelope does not open with this agent's key.
+    SecretUnreadable,
 }
 
 impl ErrorCode {
@@ -94,6 +103,10 @@ impl ErrorCode {
             ErrorCode::IoError => "IO_ERROR",
             ErrorCode::ManagedByService => "MANAGED_BY_SERVICE",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::NotPaired => "NOT_PAIRED",
+            ErrorCode::SecretInvalid => "SECRET_INVALID",
+            ErrorCode::SecretRefused => "SECRET_REFUSED",
+            ErrorCode::SecretUnreadable => "SECRET_UNREADABLE",
         }
     }
 }
@@ -153,6 +166,25 @@ impl From<PairingError> for ControlError {
                 format!("this is not a valid pairing bundle, link or code: {other}"),
             ),
         }
+    }
+}
+
+/// A vault failure as the facade reports it.
+fn vault_error(e: crate::vault::VaultError) -> ControlError {
+    use crate::runtime::api::CallError;
+    use crate::vault::VaultError as V;
+    match e {
+        V::Store(s) => s.into(),
+        V::BadKey(_) | V::Generate(_) => {
+            ControlError::new(ErrorCode::SecretStoreError, e.to_string())
+        }
+        V::BadId(_) => ControlError::new(ErrorCode::SecretInvalid, e.to_string()),
+        V::Call(CallError::Transient(h)) => {
+            ControlError::new(ErrorCode::ServerUnreachable, h.to_string())
+        }
+        V::Call(c) => ControlError::new(ErrorCode::SecretRefused, c.to_string()),
+        V::WrongAnswer { .. } => ControlError::new(ErrorCode::BadServerAnswer, e.to_string()),
+        V::Open(_) => ControlError::new(ErrorCode::SecretUnreadable, e.to_string()),
     }
 }
 
@@ -281,6 +313,10 @@ pub struct StatusReport {
     pub active_target: Option<String>,
     pub targets: Vec<TargetView>,
     pub insecure_targets: Vec<String>,
+    /// The id (`x25519:` + 16 hex) of the agent key in the secret store, if
+    /// any: secrets are sealed to the key the server lists as this agent's
+    /// `public_key_id`, so the two must match.
+    pub agent_key_id: Option<String>,
     /// The last status the runtime wrote ([`runtime::state::snapshot`]),
     /// with `recent_commands`.
     pub runtime: Value,
@@ -539,6 +575,20 @@ impl Control {
             Ok(())
         })?;
         let _ = std::fs::remove_file(self.runtime_dir().join(runtime::state::STATUS_FILE));
+        // A new identity gets a new key pair; its public half goes to the
+        // server now (the runtime registers it again at every start, so a
+        // failure here only delays it).
+        secrets.delete(crate::config::secret_names::AGENT_KEY)?;
+        if let Err(e) = self
+            .register_agent_key(&p, &resp.agent_token, secrets.as_ref(), budget)
+            .await
+        {
+            tracing::warn!(
+                event_name = "agent.key.deferred",
+                error = %e,
+                "the agent key is registered when the agent starts"
+            );
+        }
         tracing::info!(
             event_name = "agent.registered",
             form = ?p.form,
@@ -563,6 +613,80 @@ impl Control {
                 .unwrap_or_else(|| chrono::Utc::now().to_rfc3339()),
             proxmox: p.proxmox,
         })
+    }
+
+    /// Make (or load) the agent key and register its public half.
+    async fn register_agent_key(
+        &self,
+        p: &PairingInput,
+        token: &str,
+        secrets: &dyn SecretStore,
+        budget: &crate::retry::RetryPolicy,
+    ) -> Result<(), String> {
+        let (key, _) = crate::vault::load_or_create(secrets).map_err(|e| e.to_string())?;
+        let mut client = crate::http::ServerClient::new(
+            p.server_url.as_deref().unwrap_or_default(),
+            p.server_cert_sha256.as_deref(),
+            std::time::Duration::from_secs(30),
+        )
+        .map_err(|e| e.to_string())?;
+        client.set_token(Some(token.to_string()));
+        let api = runtime::api::AgentApi::new(client);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let req = botmox_protocol::AgentPublicKeyRequest {
+            alg: botmox_protocol::envelope::KEY_ALG.to_string(),
+            public_key: key.public().to_base64(),
+        };
+        let r = tokio::time::timeout(budget.max_elapsed, api.register_public_key(&req, &cancel))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        tracing::info!(event_name = "agent.key.registered", key_id = %r.key_id,
+            "agent public key registered with the server");
+        Ok(())
+    }
+
+    /// A secret bound to this agent, fetched from the server and opened
+    /// with the agent key (`botmox-agent secret get`). The value is not
+    /// logged and is wiped from memory when dropped.
+    pub async fn fetch_secret(
+        &self,
+        secret_id: &str,
+    ) -> Result<botmox_protocol::envelope::Zeroizing<Vec<u8>>, ControlError> {
+        let cfg = self.load_config()?;
+        let server = cfg
+            .server
+            .filter(|s| s.agent_id.is_some())
+            .ok_or_else(|| ControlError::new(ErrorCode::NotPaired, "this agent is not paired"))?;
+        pairing::check_transport(&server.url, server.allow_insecure_http)
+            .map_err(|e| ControlError::new(ErrorCode::InsecureServerUrl, e.to_string()))?;
+        let agent_id = server.agent_id.clone().unwrap_or_default();
+        let secrets = self.secrets()?;
+        let token = secrets
+            .get(crate::config::secret_names::AGENT_TOKEN)?
+            .ok_or_else(|| {
+                ControlError::new(ErrorCode::NotPaired, "no agent token in the secret store")
+            })?;
+        let mut client = crate::http::ServerClient::new(
+            &server.url,
+            server.cert_sha256.as_deref(),
+            std::time::Duration::from_secs(30),
+        )
+        .map_err(|e| ControlError::new(ErrorCode::TlsError, e.to_string()))?;
+        client.set_token(Some(token));
+        let api = runtime::api::AgentApi::new(client);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let (key, created) = crate::vault::load_or_create(secrets.as_ref()).map_err(vault_error)?;
+        if created {
+            // A key the server has never seen: only server-sealed secrets
+            // can reach it (others must be put again).
+            crate::vault::register(&api, &key, &cancel)
+                .await
+                .map_err(|e| vault_error(e.into()))?;
+        }
+        crate::vault::fetch(&api, &key, &agent_id, secret_id, &cancel)
+            .await
+            .map_err(vault_error)
     }
 
     /// Configuration, targets and the runtime's last recorded status.
@@ -602,6 +726,11 @@ impl Control {
             active_target: cfg.active_target.clone(),
             targets,
             insecure_targets,
+            agent_key_id: secrets
+                .as_deref()
+                .and_then(|s| s.get(crate::config::secret_names::AGENT_KEY).ok().flatten())
+                .and_then(|k| botmox_protocol::envelope::AgentKeyPair::from_private_base64(&k).ok())
+                .map(|k| k.public().key_id()),
             runtime: runtime::state::snapshot(&self.runtime_dir()),
         })
     }

@@ -325,6 +325,11 @@ async fn clone(c: &Call<'_>) -> Result<Value, ExecError> {
         params.full = Some(c.flag("full"));
     }
     let budget = *c.api.retry();
+    // With `ownerTag`, a VM already at `newid` is ours when its description
+    // carries the tag (a re-dispatch after the agent or server died
+    // mid-clone): counted as done, never cloned twice. Another VM there is
+    // `VMID_TAKEN`.
+    let owner_tag = c.opt_str(&["ownerTag"]);
     // Dispatch is retried here, for transient failures only (never after a
     // wait), so a retried dispatch can tell "already exists" apart.
     let single = c.api.with_retry(RetryPolicy::none());
@@ -335,6 +340,21 @@ async fn clone(c: &Call<'_>) -> Result<Value, ExecError> {
         attempt += 1;
         match dispatch.post(params.clone()).await {
             Ok(upid) => return Ok(json!({ "upid": upid, "newid": newid })),
+            Err(e) if e.is_already_exists() && owner_tag.is_some() => {
+                let tag = owner_tag.unwrap_or_default();
+                let cfg = result(&c.vm(newid)?.config().get(Default::default()).await?)?;
+                let description = cfg["description"].as_str().unwrap_or_default();
+                if description.contains(&tag) {
+                    return Ok(json!({
+                        "upid": Value::Null, "newid": newid, "alreadyExists": true,
+                        "lock": cfg.get("lock").cloned().unwrap_or(Value::Null),
+                    }));
+                }
+                return Err(ExecError::new(
+                    "VMID_TAKEN",
+                    format!("VM {newid} already exists and is not this job's (no tag {tag:?} in its description)"),
+                ));
+            }
             Err(e) if e.is_already_exists() && attempt > 1 => {
                 return Ok(json!({ "upid": Value::Null, "newid": newid, "alreadyExists": true }))
             }
@@ -412,12 +432,16 @@ async fn wait_vm_status(c: &Call<'_>) -> Result<Value, ExecError> {
     }
 }
 
+/// `wait-vm-presence {vmid, exists=true, unlocked?}`: until the VM is
+/// (or is not) in the node's list; with `unlocked`, also until its config
+/// lock (`clone`, …) is gone — the wait of a clone whose task id was lost.
 async fn wait_vm_presence(c: &Call<'_>) -> Result<Value, ExecError> {
     let vmid = c.vmid()?;
     let exists = match c.payload.get("exists") {
         None | Some(Value::Null) => true,
         _ => c.flag("exists"),
     };
+    let unlocked = exists && c.flag("unlocked");
     let timeout = c.millis(&["timeoutMs", "timeout_ms"], 45_000, 1_000, 600_000)?;
     let interval = c.millis(&["intervalMs", "interval_ms"], 1_000, 250, 15_000)?;
     let qemu = c.node_api()?.qemu();
@@ -425,8 +449,14 @@ async fn wait_vm_presence(c: &Call<'_>) -> Result<Value, ExecError> {
     loop {
         let list = qemu.get(Default::default()).await?;
         let present = list.iter().any(|vm| vm.vmid.get() == i128::from(vmid));
-        if present == exists {
+        if present == exists && !unlocked {
             return Ok(json!({ "vmid": vmid, "exists": exists }));
+        }
+        if present && unlocked {
+            let st = result(&c.vm(vmid)?.status().current().get().await?)?;
+            if st.get("lock").is_none_or(Value::is_null) {
+                return Ok(json!({ "vmid": vmid, "exists": true, "unlocked": true }));
+            }
         }
         if start.elapsed() + interval > timeout {
             return Err(ExecError::new(

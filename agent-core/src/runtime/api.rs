@@ -8,8 +8,8 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use botmox_protocol::{
-    codes, Command, CommandReport, HeartbeatRequest, HeartbeatResponse, OutputAppend, OutputChunk,
-    RotateTokenResponse,
+    codes, AgentPublicKey, AgentPublicKeyRequest, AgentSecret, Command, CommandReport,
+    HeartbeatRequest, HeartbeatResponse, OutputAppend, OutputChunk, RotateTokenResponse,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -174,6 +174,39 @@ impl AgentApi {
         self.json::<_, ()>(
             Method::POST,
             "/api/v1/agents/token/rotate",
+            None,
+            &http::budgets::heartbeat(),
+            cancel,
+        )
+        .await
+    }
+
+    /// Register this agent's public key (`PUT /agents/me/public-key`).
+    pub async fn register_public_key(
+        &self,
+        req: &AgentPublicKeyRequest,
+        cancel: &CancellationToken,
+    ) -> Result<AgentPublicKey, CallError> {
+        self.json(
+            Method::PUT,
+            "/api/v1/agents/me/public-key",
+            Some(req),
+            &http::budgets::heartbeat(),
+            cancel,
+        )
+        .await
+    }
+
+    /// A secret bound to this agent, as an envelope (`GET
+    /// /agents/me/secrets/{id}`); `id` must already be a valid secret id.
+    pub async fn agent_secret(
+        &self,
+        id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<AgentSecret, CallError> {
+        self.json::<_, ()>(
+            Method::GET,
+            &format!("/api/v1/agents/me/secrets/{id}"),
             None,
             &http::budgets::heartbeat(),
             cancel,

@@ -305,6 +305,15 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
     }
 
     let hb_task = (!stop.token.is_cancelled()).then(|| tokio::spawn(hb.run(stop.clone())));
+    // The public key (secrets for this agent are sealed to it).
+    let key_task = (!stop.token.is_cancelled()).then(|| {
+        tokio::spawn(crate::vault::register_in_background(
+            api.clone(),
+            secrets.clone(),
+            stop.token.clone(),
+            opts.backoff,
+        ))
+    });
     let runner = runner::Runner {
         api: api.clone(),
         targets,
@@ -370,6 +379,10 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
     }
     if let Some(t) = hb_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    if let Some(t) = key_task {
+        // It ends when `stop` fires (it is cancelled by now).
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
 
     match stop.fatal() {

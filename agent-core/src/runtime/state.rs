@@ -223,6 +223,10 @@ pub fn snapshot(runtime_dir: &Path) -> Value {
         }),
         Some(s) => {
             let alive = process_alive(s.pid);
+            // Windows has no /proc: whether a runtime still holds the lock
+            // (released by the OS when the process dies) says it instead.
+            #[cfg(windows)]
+            let alive = alive.or(Some(super::lock::is_held(runtime_dir)));
             let live_state = matches!(
                 s.connection,
                 Connection::Starting | Connection::Online | Connection::Unreachable

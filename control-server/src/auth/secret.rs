@@ -65,8 +65,8 @@ pub fn check_password_policy(password: &str) -> Result<(), &'static str> {
     if password.chars().count() < 12 {
         return Err("must be at least 12 characters");
     }
-    if password.len() > 1024 {
-        return Err("must be at most 1024 bytes");
+    if password.chars().count() > 1024 {
+        return Err("must be at most 1024 characters");
     }
     Ok(())
 }

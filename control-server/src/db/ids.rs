@@ -117,3 +117,33 @@ id_type!(
     /// An execution lease (UUIDv7; the lease token's `jti`).
     LeaseId
 );
+id_type!(
+    /// An artifact release (UUIDv7).
+    ArtifactReleaseId
+);
+id_type!(
+    /// An artifact assignment: the release a user (or the tenant default)
+    /// gets for a module/platform/channel (UUIDv7).
+    ArtifactAssignmentId
+);
+id_type!(
+    /// One row of the artifact download audit (UUIDv7).
+    ArtifactAuditId
+);
+id_type!(
+    /// A theme (background) asset (UUIDv7).
+    ThemeAssetId
+);
+id_type!(
+    /// A VM creation job (UUIDv7).
+    VmJobId
+);
+id_type!(
+    /// A secret of the vault (UUIDv7, or the client's own `[A-Za-z0-9_-]{1,100}`;
+    /// unique per tenant).
+    SecretId
+);
+id_type!(
+    /// A secret binding (UUIDv7).
+    SecretBindingId
+);

@@ -7,8 +7,9 @@
 //! with field errors for anything the spec does not allow, and
 //! [`fetch`] runs it as **one** SQL statement with bound parameters:
 //! tenant filter, the caller's visibility conditions, filters, search,
-//! a stable order (the sort column, then the id) and `COUNT(*) OVER ()` for
-//! the total. Nothing is loaded to be filtered in memory.
+//! a stable order (the sort column, then the id) and the total (a `COUNT(*)`
+//! subquery, or `COUNT(*) OVER ()` in the one pass a `q` search makes).
+//! Nothing is loaded to be filtered in memory.
 //!
 //! Query syntax (all optional):
 //! * `page` (1.., default 1) and `limit` (1..200, default 50), or `cursor`
@@ -513,22 +514,18 @@ fn build(
     let dir = p.order.sql();
     let coll = collate(backend, s.kind);
     let id_coll = collate(backend, Kind::Text);
+    // Empty values last in both orders. Spelled so that an index on the
+    // column serves the order: nothing to add for a column without empty
+    // values, `NULLS LAST` (the same order as `(col IS NULL) ASC` first)
+    // otherwise.
+    let nulls = if s.nullable { " NULLS LAST" } else { "" };
     let order_by = format!(
-        "ORDER BY ({col} IS NULL) ASC, {col}{coll} {dir}, {id}{id_coll} {dir}",
+        "ORDER BY {col}{coll} {dir}{nulls}, {id}{id_coll} {dir}",
         col = s.sql
     );
-    let inner = format!(
-        "SELECT {}, COUNT(*) OVER () AS list_total FROM {} WHERE {}",
-        spec.select,
-        spec.table,
-        conds.join(" AND ")
-    );
-    match &p.start {
-        Start::Page(page) => {
-            let limit = sql.bind(Value::Int(i64::from(p.limit)));
-            let offset = sql.bind(Value::Int(i64::from(page - 1) * i64::from(p.limit)));
-            sql.text = format!("{inner} {order_by} LIMIT {limit} OFFSET {offset}");
-        }
+    let conds = conds.join(" AND ");
+    let keyset = match &p.start {
+        Start::Page(_) => None,
         Start::After {
             value,
             id: after_id,
@@ -538,22 +535,50 @@ fn build(
                 Order::Desc => "<",
             };
             let idm = sql.bind(Value::Text(after_id.clone()));
-            let keyset = match value {
+            // Cursors exist only for sorts without empty values. The first
+            // comparison is implied by the second; it lets an index on the
+            // sort column start the range at the cursor.
+            Some(match value {
                 Some(v) => {
                     let vm = sql.bind(v.clone());
                     format!(
-                        "({col}{coll} {cmp} {vm}{coll} OR ({col} = {vm} AND {id}{id_coll} {cmp} {idm}{id_coll}))",
+                        "{col}{coll} {cmp}= {vm}{coll} AND ({col}{coll} {cmp} {vm}{coll} OR ({col} = {vm} AND {id}{id_coll} {cmp} {idm}{id_coll}))",
                         col = s.sql
                     )
                 }
                 None => format!("{id}{id_coll} {cmp} {idm}{id_coll}"),
-            };
-            let limit = sql.bind(Value::Int(i64::from(p.limit)));
-            sql.text = format!(
-                "SELECT * FROM ({inner}) AS listed WHERE {keyset} {order_by} LIMIT {limit}"
-            );
+            })
         }
-    }
+    };
+    let limit = sql.bind(Value::Int(i64::from(p.limit)));
+    let page = match p.start {
+        Start::Page(page) => {
+            let offset = sql.bind(Value::Int(i64::from(page - 1) * i64::from(p.limit)));
+            format!("LIMIT {limit} OFFSET {offset}")
+        }
+        Start::After { .. } => format!("LIMIT {limit}"),
+    };
+    let (select, table) = (spec.select, spec.table);
+    // The total. Without `q`, an uncorrelated subquery (evaluated once)
+    // counts the matching rows, so the page itself stops after `limit` rows
+    // read in index order. A `q` search reads every candidate row anyway
+    // (no index serves a substring): then the rows are counted in that one
+    // pass (`COUNT(*) OVER ()`).
+    sql.text = match (p.search.is_some(), keyset) {
+        (false, keyset) => format!(
+            "SELECT {select}, (SELECT COUNT(*) FROM {table} WHERE {conds}) AS list_total \
+             FROM {table} WHERE {conds}{} {order_by} {page}",
+            keyset.map(|k| format!(" AND {k}")).unwrap_or_default()
+        ),
+        (true, None) => format!(
+            "SELECT {select}, COUNT(*) OVER () AS list_total FROM {table} WHERE {conds} \
+             {order_by} {page}"
+        ),
+        (true, Some(keyset)) => format!(
+            "SELECT * FROM (SELECT {select}, COUNT(*) OVER () AS list_total FROM {table} \
+             WHERE {conds}) AS listed WHERE {keyset} {order_by} {page}"
+        ),
+    };
     sql
 }
 

@@ -118,16 +118,20 @@ impl Db {
         // retry) under load. Reads use a pool (WAL readers never block the
         // writer); writes go through one connection and queue in-process.
         // Other processes (the admin CLI) still rely on busy_timeout.
+        // The SQLite writer first: it refreshes the table statistics the
+        // readers load when they connect.
+        let sqlite_writer = match backend {
+            Backend::Sqlite => Some(Self::open_pool(backend, options.clone(), 1, true).await?),
+            Backend::Postgres => None,
+        };
         let pool = Self::open_pool(
             backend,
-            options.clone(),
+            options,
             if backend == Backend::Sqlite { 8 } else { 20 },
+            false,
         )
         .await?;
-        let writer = match backend {
-            Backend::Sqlite => Self::open_pool(backend, options, 1).await?,
-            Backend::Postgres => pool.clone(),
-        };
+        let writer = sqlite_writer.unwrap_or_else(|| pool.clone());
         Ok(Db {
             reader: Reader(pool),
             writer: Writer(writer),
@@ -139,6 +143,7 @@ impl Db {
         backend: Backend,
         options: AnyConnectOptions,
         size: u32,
+        writer: bool,
     ) -> Result<AnyPool, DbError> {
         AnyPoolOptions::new()
             .max_connections(size)
@@ -150,6 +155,17 @@ impl Db {
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        if writer {
+                            // Table statistics let the planner choose between
+                            // an index that serves a list's filter and one that
+                            // serves its order. This analyses the tables whose
+                            // size changed much since their last analysis
+                            // (sampled: milliseconds); pooled connections are
+                            // recycled (30 minutes), so it repeats as the data
+                            // grows. On the writer only: ANALYZE writes.
+                            conn.execute("PRAGMA analysis_limit = 400").await?;
+                            conn.execute("PRAGMA optimize = 0x10002").await?;
+                        }
                     }
                     Ok(())
                 })

@@ -63,6 +63,12 @@ pub const VM_MISMATCH: &str = "VM_MISMATCH";
 pub const TOKEN_NOT_ACTIVE: &str = "TOKEN_NOT_ACTIVE";
 pub const PLAYBOOK_NOT_FOUND: &str = "PLAYBOOK_NOT_FOUND";
 pub const PROVISIONING_NOT_FOUND: &str = "PROVISIONING_NOT_FOUND";
+// VM creation jobs (issue #17)
+pub const VM_JOB_NOT_FOUND: &str = "VM_JOB_NOT_FOUND";
+pub const VM_JOB_ITEM_NOT_FOUND: &str = "VM_JOB_ITEM_NOT_FOUND";
+pub const VM_JOB_FINISHED: &str = "VM_JOB_FINISHED";
+pub const VM_JOB_ITEM_NOT_FAILED: &str = "VM_JOB_ITEM_NOT_FAILED";
+pub const VM_JOB_CANCELLED: &str = "VM_JOB_CANCELLED";
 // resources and workspace (issue #16)
 pub const RESOURCES_INVALID_KIND: &str = "RESOURCES_INVALID_KIND";
 pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
@@ -85,9 +91,135 @@ pub const LEASE_NOT_FOUND: &str = "LEASE_NOT_FOUND";
 pub const LEASE_OWNER_MISMATCH: &str = "LEASE_OWNER_MISMATCH";
 pub const LEASE_INACTIVE: &str = "LEASE_INACTIVE";
 pub const LEASE_EXPIRED: &str = "LEASE_EXPIRED";
+// object storage, artifacts and theme assets (issue #13)
+pub const OBJECT_URL_INVALID: &str = "OBJECT_URL_INVALID";
+pub const OBJECT_URL_EXPIRED: &str = "OBJECT_URL_EXPIRED";
+pub const OBJECT_NOT_FOUND: &str = "OBJECT_NOT_FOUND";
+pub const OBJECT_STORE_UNAVAILABLE: &str = "OBJECT_STORE_UNAVAILABLE";
+pub const ARTIFACT_RELEASE_NOT_FOUND: &str = "ARTIFACT_RELEASE_NOT_FOUND";
+pub const ARTIFACT_SCOPE_MISMATCH: &str = "ARTIFACT_SCOPE_MISMATCH";
+pub const ARTIFACT_ASSIGNMENT_NOT_FOUND: &str = "ARTIFACT_ASSIGNMENT_NOT_FOUND";
+pub const ARTIFACT_RELEASE_NOT_ACTIVE: &str = "ARTIFACT_RELEASE_NOT_ACTIVE";
+pub const ARTIFACT_OBJECT_NOT_FOUND: &str = "ARTIFACT_OBJECT_NOT_FOUND";
+pub const ARTIFACT_CONTENT_MISMATCH: &str = "ARTIFACT_CONTENT_MISMATCH";
+pub const ARTIFACT_CONTENT_MISSING: &str = "ARTIFACT_CONTENT_MISSING";
+pub const ARTIFACT_CONTENT_EXISTS: &str = "ARTIFACT_CONTENT_EXISTS";
+pub const ARTIFACT_AUDIT_WRITE_FAILED: &str = "ARTIFACT_AUDIT_WRITE_FAILED";
+pub const S3_HEAD_OBJECT_FAILED: &str = "S3_HEAD_OBJECT_FAILED";
+pub const VM_UUID_MISMATCH: &str = "VM_UUID_MISMATCH";
+pub const MODULE_MISMATCH: &str = "MODULE_MISMATCH";
+pub const THEME_ASSET_INVALID_PRESIGN_BODY: &str = "THEME_ASSET_INVALID_PRESIGN_BODY";
+pub const THEME_ASSET_NOT_FOUND: &str = "THEME_ASSET_NOT_FOUND";
+pub const ASSET_DELETED: &str = "ASSET_DELETED";
+pub const THEME_ASSET_UPLOAD_MISSING: &str = "THEME_ASSET_UPLOAD_MISSING";
+pub const THEME_ASSET_UPLOAD_INVALID: &str = "THEME_ASSET_UPLOAD_INVALID";
+// secrets vault (issue #13)
+pub const SECRET_NOT_FOUND: &str = "SECRET_NOT_FOUND";
+pub const SECRETS_INVALID_ID: &str = "SECRETS_INVALID_ID";
+pub const SECRETS_INVALID_CREATE_BODY: &str = "SECRETS_INVALID_CREATE_BODY";
+pub const SECRETS_INVALID_ROTATE_BODY: &str = "SECRETS_INVALID_ROTATE_BODY";
+pub const SECRETS_INVALID_BINDING_CREATE_BODY: &str = "SECRETS_INVALID_BINDING_CREATE_BODY";
+pub const SECRETS_INVALID_BINDINGS_LIST_QUERY: &str = "SECRETS_INVALID_BINDINGS_LIST_QUERY";
+pub const SECRET_NOT_DELIVERABLE: &str = "SECRET_NOT_DELIVERABLE";
+pub const AGENT_PUBLIC_KEY_MISSING: &str = "AGENT_PUBLIC_KEY_MISSING";
+pub const AGENT_PUBLIC_KEY_MISMATCH: &str = "AGENT_PUBLIC_KEY_MISMATCH";
 
 /// `(code, HTTP status, meaning)` for every code above.
 pub const TABLE: &[(&str, u16, &str)] = &[
+    // object storage, artifacts and theme assets (issue #13)
+    (
+        OBJECT_URL_INVALID,
+        403,
+        "The signed object URL is malformed, tampered with or used with the wrong method",
+    ),
+    (OBJECT_URL_EXPIRED, 403, "The signed object URL has expired; ask for a new one"),
+    (OBJECT_NOT_FOUND, 404, "The signed URL names an object that is not in the store"),
+    (
+        OBJECT_STORE_UNAVAILABLE,
+        503,
+        "The object store failed; retry (see `Retry-After`)",
+    ),
+    (
+        ARTIFACT_RELEASE_NOT_FOUND,
+        404,
+        "No such artifact release in the caller's tenant",
+    ),
+    (
+        ARTIFACT_SCOPE_MISMATCH,
+        409,
+        "The release's module, platform or channel differs from the assignment's",
+    ),
+    (
+        ARTIFACT_ASSIGNMENT_NOT_FOUND,
+        404,
+        "No release is assigned to the lease's user (nor a tenant default) for this module, platform and channel",
+    ),
+    (
+        ARTIFACT_RELEASE_NOT_ACTIVE,
+        409,
+        "The assigned release is draft, disabled or archived",
+    ),
+    (
+        ARTIFACT_OBJECT_NOT_FOUND,
+        404,
+        "The release's object is not in the object store",
+    ),
+    (
+        ARTIFACT_CONTENT_MISMATCH,
+        409,
+        "The object's size or SHA-256 differs from the release's",
+    ),
+    (
+        ARTIFACT_CONTENT_MISSING,
+        409,
+        "The release's content was never uploaded; upload it before activating",
+    ),
+    (
+        ARTIFACT_CONTENT_EXISTS,
+        409,
+        "The release's content is already stored; create a new release",
+    ),
+    (
+        ARTIFACT_AUDIT_WRITE_FAILED,
+        502,
+        "The download audit row could not be written; no URL was issued",
+    ),
+    (
+        S3_HEAD_OBJECT_FAILED,
+        502,
+        "The object store could not be asked for the release's object",
+    ),
+    (
+        VM_UUID_MISMATCH,
+        403,
+        "The lease was issued for another VM",
+    ),
+    (
+        MODULE_MISMATCH,
+        403,
+        "The lease was issued for another module",
+    ),
+    (
+        THEME_ASSET_INVALID_PRESIGN_BODY,
+        400,
+        "A theme asset upload request is invalid; `details.fields` names each field",
+    ),
+    (
+        THEME_ASSET_NOT_FOUND,
+        404,
+        "No such theme asset in the caller's tenant",
+    ),
+    (ASSET_DELETED, 409, "The theme asset was deleted"),
+    (
+        THEME_ASSET_UPLOAD_MISSING,
+        409,
+        "Nothing was uploaded to the theme asset's URL yet",
+    ),
+    (
+        THEME_ASSET_UPLOAD_INVALID,
+        409,
+        "The uploaded theme asset is not the declared image type or size (status `failed`)",
+    ),
     // VM registry and licensing (issue #13)
     (
         VM_UUID_NOT_FOUND,
@@ -181,6 +313,32 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         PROVISIONING_NOT_FOUND,
         404,
         "No provisioning token for this VM is visible to the caller",
+    ),
+    // VM creation jobs (issue #17)
+    (
+        VM_JOB_NOT_FOUND,
+        404,
+        "No such VM creation job visible to the caller",
+    ),
+    (
+        VM_JOB_ITEM_NOT_FOUND,
+        404,
+        "The job has no item with this index",
+    ),
+    (
+        VM_JOB_FINISHED,
+        409,
+        "The job already ended (completed, failed or cancelled); nothing to cancel",
+    ),
+    (
+        VM_JOB_ITEM_NOT_FAILED,
+        409,
+        "Only a failed item can be retried",
+    ),
+    (
+        VM_JOB_CANCELLED,
+        409,
+        "The job was cancelled; its items cannot be retried",
     ),
     (
         VALIDATION_ERROR,
@@ -417,6 +575,51 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         UNATTEND_PROFILE_NAME_TAKEN,
         409,
         "The owner already has an unattend profile with this name",
+    ),    // secrets vault (issue #13)
+    (
+        SECRET_NOT_FOUND,
+        404,
+        "No such secret (or, for an agent, none bound to it) visible to the caller",
+    ),
+    (
+        SECRETS_INVALID_ID,
+        400,
+        "The secret id in the path is not 1-100 of A-Z a-z 0-9 _ -",
+    ),
+    (
+        SECRETS_INVALID_CREATE_BODY,
+        400,
+        "The new secret is invalid; `details.fields` names each problem",
+    ),
+    (
+        SECRETS_INVALID_ROTATE_BODY,
+        400,
+        "The rotated material is invalid; `details.fields` names each problem",
+    ),
+    (
+        SECRETS_INVALID_BINDING_CREATE_BODY,
+        400,
+        "The binding is invalid; `details.fields` names each problem",
+    ),
+    (
+        SECRETS_INVALID_BINDINGS_LIST_QUERY,
+        400,
+        "The bindings list query is invalid; `details.fields` names each problem",
+    ),
+    (
+        SECRET_NOT_DELIVERABLE,
+        409,
+        "The secret is not sealed for this agent (client-encrypted, or sealed to another agent or to a replaced key): put it again for the agent",
+    ),
+    (
+        AGENT_PUBLIC_KEY_MISSING,
+        409,
+        "The agent has not registered a public key yet (start the agent once; old agents cannot receive secrets)",
+    ),
+    (
+        AGENT_PUBLIC_KEY_MISMATCH,
+        409,
+        "The envelope is sealed to another key than the agent's current one: seal it again to the key of GET /agents/{id}",
     ),
 ];
 
@@ -439,7 +642,8 @@ mod tests {
         for (code, status, _) in TABLE {
             assert!(seen.insert(*code), "{code} listed twice");
             assert!(
-                code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                code.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
                 "{code}"
             );
             assert!((400..600).contains(status), "{code}");

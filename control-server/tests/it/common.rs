@@ -136,6 +136,14 @@ impl TestServer {
         format!("{}{}", self.url, path)
     }
 
+    /// The database URL the server uses (to point the real binary's admin
+    /// CLI at the same database).
+    pub fn database_url(&self) -> String {
+        Config::from_settings(self.settings.clone())
+            .expect("valid test config")
+            .database_url
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown(Duration::from_secs(5)).await.unwrap();

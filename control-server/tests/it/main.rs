@@ -6,6 +6,10 @@ mod common;
 
 /// The HTTP API: auth, roles, tenancy, validation, limits, headers.
 mod api;
+/// Artifacts: releases registered or uploaded (verified), assignments,
+/// resolve-download with every code and its audit, the §7 smoke scenario,
+/// on the local store and on S3 (moto) (issue #13).
+mod artifacts;
 /// The real binary: first start, TLS, admin CLI, signals, two processes.
 mod binary;
 /// Bots: CRUD, the lifecycle of inventory §2.6 with its log and archive,
@@ -23,6 +27,9 @@ mod finance;
 mod licensing;
 /// Tenant × role matrix over every OpenAPI operation: no leak, no mutation.
 mod matrix;
+/// The object stores tests run on: local, or S3 on a `moto_server` each
+/// test starts on a free port.
+mod moto;
 /// `docs/openapi.json` is generated from the code.
 mod openapi_doc;
 /// The data platform: transactions roll back, enums round-trip, the
@@ -36,14 +43,25 @@ mod provisioning;
 mod resources;
 /// schemathesis walks the API from its OpenAPI document (contract tests).
 mod schemathesis;
+/// The secrets vault: client, server-sealed and agent-sealed secrets,
+/// bindings, delivery to the bound agent only, the admin CLI, no value in
+/// any response or log (issue #13).
+mod secrets;
 /// Findings of the security review, one test each (issue #11, items 5–11).
 mod security;
 /// The settings tree: per-path schemas, merge, path rules, masking,
 /// transactions, roles and tenants.
 mod settings;
+/// Theme assets: presign, upload through the URL, complete with its
+/// checks, list, soft delete, on the local store and on S3 (issue #13).
+mod theme;
 /// Unattend profiles: CRUD, every validation rule, default switching,
 /// tenant/owner isolation, previews equal to the builder's bytes (issue #12).
 mod unattend;
+/// VM creation jobs: validation per field, roles and tenants, the
+/// idempotency key, the list kit, the orchestrator through every step with
+/// a scripted agent (restart, retries, cancel) (issue #17).
+mod vm_jobs;
 /// The VM registry: register/resolve, upsert keeping created_at, owners,
 /// status changes, list kit, tenants (issue #13).
 mod vms;

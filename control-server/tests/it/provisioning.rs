@@ -22,12 +22,27 @@ backend_tests!(
     linux_seed_contents,
     playbooks_crud_and_validation,
     auto_detach_on_completion,
+    license_required_to_issue_and_to_report,
 );
 
 const VM1: &str = "6f9c1e2a-3b4d-4c5e-8f70-1a2b3c4d5e6f";
 const VM2: &str = "00112233-4455-6677-8899-aabbccddeeff";
 const VM3: &str = "d5f1d3b8-7a1c-4e0b-9c6e-0123456789ab";
 const PLAYBOOK: &str = "name: lab\nroles:\n  - role: base-system\n  - role: custom-role\n";
+
+/// A tenant-wide perpetual license: provisioning needs one (inventory §8
+/// item 10, `provisioning_require_license`). Returns its id.
+async fn license(s: &TestServer, admin: &str) -> String {
+    let r = s
+        .post(
+            "/api/v1/tenant-licenses",
+            Some(admin),
+            json!({"type": "perpetual"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["data"]["id"].as_str().unwrap().to_string()
+}
 
 async fn generate(s: &TestServer, token: &str, body: Value) -> Resp {
     s.post(
@@ -115,6 +130,7 @@ async fn token_lifecycle_through_all_four_statuses(b: Backend) {
     )
     .await;
     let admin = s.admin_token().await;
+    license(&s, &admin).await;
 
     // active, with the configured TTL
     let (t1, d1) = linux_token(&s, &admin, VM1).await;
@@ -279,6 +295,7 @@ async fn token_lifecycle_through_all_four_statuses(b: Backend) {
 async fn progress_in_and_out_of_order(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = s.admin_token().await;
+    license(&s, &admin).await;
     let (t, _) = linux_token(&s, &admin, VM1).await;
     let p = progress(&s, &admin, VM1).await;
     assert_eq!(p["state"], "pending");
@@ -389,6 +406,7 @@ async fn public_endpoints_are_rate_limited(b: Backend) {
     )
     .await;
     let admin = s.admin_token().await;
+    license(&s, &admin).await;
     let (t, _) = linux_token(&s, &admin, VM1).await;
     let call = |ip: &'static str, path: &'static str, body: Value| {
         let req = s
@@ -473,6 +491,7 @@ async fn windows_payload_and_provision_json(b: Backend) {
     )
     .await;
     let admin = s.admin_token().await;
+    license(&s, &admin).await;
     let prof = s
         .post(
             "/api/v1/unattend-profiles",
@@ -669,6 +688,14 @@ async fn windows_payload_and_provision_json(b: Backend) {
         .await
         .unwrap();
     let admin = login["data"]["token"].as_str().unwrap().to_string();
+    let lic = http
+        .post(s.url("/api/v1/tenant-licenses"))
+        .bearer_auth(&admin)
+        .json(&json!({"type": "perpetual"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lic.status(), 201);
     let r: Value = http
         .post(s.url("/api/v1/provisioning/generate-iso-payload"))
         .bearer_auth(&admin)
@@ -698,6 +725,7 @@ async fn windows_payload_and_provision_json(b: Backend) {
 async fn linux_seed_contents(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = s.admin_token().await;
+    license(&s, &admin).await;
     let pb = s
         .post(
             "/api/v1/playbooks",
@@ -811,6 +839,7 @@ async fn linux_seed_contents(b: Backend) {
 async fn playbooks_crud_and_validation(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = s.admin_token().await;
+    license(&s, &admin).await;
     let (_, op) = s.user(&admin, "op@default.test", "operator").await;
     let (_, op2) = s.user(&admin, "op2@default.test", "operator").await;
     let (_, viewer) = s.user(&admin, "viewer@default.test", "viewer").await;
@@ -1030,6 +1059,7 @@ async fn next_command(s: &TestServer, agent_token: &str) -> Value {
 async fn auto_detach_on_completion(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = s.admin_token().await;
+    license(&s, &admin).await;
     let (agent, agent_token) = crate::bus::pair_agent(&s, &admin).await;
 
     // agent_id needs vmid; a foreign agent is refused
@@ -1149,5 +1179,115 @@ async fn auto_detach_on_completion(b: Backend) {
     let p = progress(&s, &admin, VM2).await;
     assert_eq!(p["detach"]["dispatch_error"], "AGENT_REVOKED");
     assert!(p["detach"]["command_id"].is_null());
+    s.stop().await;
+}
+
+/// Inventory §8 item 10: the original's "no active subscription" check read
+/// a table that did not exist. Now: issuing a token and every guest call
+/// need an active tenant license covering the token's issuer.
+async fn license_required_to_issue_and_to_report(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin_token().await;
+    let (op_id, op) = s.user(&admin, "op@default.test", "operator").await;
+
+    // no license at all: no token
+    generate(&s, &op, json!({"vm_uuid": VM1, "os": "linux"}))
+        .await
+        .assert_error(403, "LICENSE_INACTIVE");
+    // a license for another user does not cover the operator
+    let admin_id = s.get("/api/v1/auth/whoami", Some(&admin)).await.body["data"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .post(
+            "/api/v1/tenant-licenses",
+            Some(&admin),
+            json!({"type": "perpetual", "user_id": admin_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    generate(&s, &op, json!({"vm_uuid": VM1, "os": "linux"}))
+        .await
+        .assert_error(403, "LICENSE_INACTIVE");
+    // an expired subscription does not either
+    let r = s
+        .post(
+            "/api/v1/tenant-licenses",
+            Some(&admin),
+            json!({"type": "subscription", "user_id": op_id, "expires_at_ms": 1_000}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    generate(&s, &op, json!({"vm_uuid": VM1, "os": "linux"}))
+        .await
+        .assert_error(403, "LICENSE_INACTIVE");
+
+    // the operator's own active subscription does
+    let far = 4_102_444_800_000_i64; // 2100-01-01
+    let r = s
+        .post(
+            "/api/v1/tenant-licenses",
+            Some(&admin),
+            json!({"type": "subscription", "user_id": op_id, "expires_at_ms": far}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let lic = r.body["data"]["id"].as_str().unwrap().to_string();
+    let r = generate(&s, &op, json!({"vm_uuid": VM1, "os": "linux"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = r.body["data"]["token"].as_str().unwrap().to_string();
+    assert_eq!(validate(&s, &t, VM1).await.status, 200);
+    assert_eq!(
+        report(&s, &t, VM1, "cloud_init_done", "running")
+            .await
+            .status,
+        200
+    );
+
+    // revoked: the guest's calls are refused with the stable code
+    let r = s
+        .call(
+            "PATCH",
+            &format!("/api/v1/tenant-licenses/{lic}"),
+            Some(&admin),
+            Some(json!({"status": "revoked"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    validate(&s, &t, VM1)
+        .await
+        .assert_error(403, "LICENSE_INACTIVE");
+    report(&s, &t, VM1, "cloud_init_done", "completed")
+        .await
+        .assert_error(403, "LICENSE_INACTIVE");
+    // a token's own problems still come first (no detail about licenses to
+    // someone without the token)
+    validate(&s, "bmxv_nope", VM1)
+        .await
+        .assert_error(404, "TOKEN_INVALID");
+    // nothing was stored by the refused report
+    let p = progress(&s, &admin, VM1).await;
+    assert_eq!(p["steps"][0]["status"], "running", "{p}");
+    // a tenant-wide license covers everyone again
+    license(&s, &admin).await;
+    assert_eq!(validate(&s, &t, VM1).await.status, 200);
+    s.stop().await;
+
+    // the check can be switched off
+    let s = TestServer::start_with(
+        b,
+        Settings {
+            provisioning_require_license: Some(false),
+            ..base_settings()
+        },
+        axum::Router::new(),
+    )
+    .await;
+    let admin = s.admin_token().await;
+    let r = generate(&s, &admin, json!({"vm_uuid": VM1, "os": "linux"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = r.body["data"]["token"].as_str().unwrap();
+    assert_eq!(validate(&s, t, VM1).await.status, 200);
     s.stop().await;
 }

@@ -328,7 +328,7 @@ async fn finding_8_readiness_names_the_check_but_not_the_cause() {
     r.assert_error(503, "NOT_READY");
     assert_eq!(
         r.body["error"]["details"],
-        json!({"checks": {"database": {"ready": false}}})
+        json!({"checks": {"database": {"ready": false}, "object_store": {"ready": true}}})
     );
     assert!(
         !r.body.to_string().to_lowercase().contains("pool"),

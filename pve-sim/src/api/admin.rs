@@ -26,6 +26,8 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/_sim/latency", post(set_latency))
         .route("/_sim/expire-tickets", post(expire_tickets))
         .route("/_sim/hold-tasks", post(hold_tasks))
+        .route("/_sim/task-duration", post(set_task_duration))
+        .route("/_sim/lock-timeout", post(set_lock_timeout))
         .layer(axum::middleware::from_fn_with_state(app, require_token))
 }
 
@@ -101,5 +103,24 @@ struct Hold {
 
 async fn hold_tasks(State(app): State<AppState>, Json(h): Json<Hold>) -> ApiResult {
     app.state.hold_tasks(h.hold);
+    Ok(data(serde_json::Value::Null))
+}
+
+#[derive(Deserialize)]
+struct TaskDuration {
+    /// `qmclone`, `imgcopy`, …; absent: every task without its own.
+    #[serde(default)]
+    task_type: Option<String>,
+    ms: u64,
+}
+
+async fn set_task_duration(State(app): State<AppState>, Json(d): Json<TaskDuration>) -> ApiResult {
+    app.state
+        .set_task_duration(d.task_type.as_deref(), Duration::from_millis(d.ms));
+    Ok(data(serde_json::Value::Null))
+}
+
+async fn set_lock_timeout(State(app): State<AppState>, Json(l): Json<Latency>) -> ApiResult {
+    app.state.lock().lock_timeout = Duration::from_millis(l.ms);
     Ok(data(serde_json::Value::Null))
 }

@@ -136,8 +136,10 @@ pub async fn update_config_sync(
 ) -> ApiResult {
     let (node, vmid) = node_and_vmid(&p)?;
     let (set, delete) = config_changes(&p, &schema)?;
+    app.state.wait_config_lock(vmid, false).await?;
     let mut st = app.state.lock();
     st.check_node(&node)?;
+    st.check_config_lock(vmid, false)?;
     st.check_digest(vmid, p.get("digest"))?;
     st.check_config_change(vmid, &set, p.bool("skiplock").unwrap_or(false))?;
     st.apply_config(vmid, &set, &delete, p.bool("force").unwrap_or(false))?;
@@ -153,8 +155,10 @@ pub async fn update_config_async(
 ) -> ApiResult {
     let (node, vmid) = node_and_vmid(&p)?;
     let (set, delete) = config_changes(&p, &schema)?;
+    app.state.wait_config_lock(vmid, false).await?;
     let mut st = app.state.lock();
     st.check_node(&node)?;
+    st.check_config_lock(vmid, false)?;
     st.check_digest(vmid, p.get("digest"))?;
     st.check_config_change(vmid, &set, p.bool("skiplock").unwrap_or(false))?;
     let action = TaskAction::Config {
@@ -188,8 +192,10 @@ pub async fn clone_vm(
         target: p.get("target").map(str::to_string),
         storage: p.get("storage").map(str::to_string),
     };
+    app.state.wait_config_lock(vmid, true).await?;
     let mut st = app.state.lock();
     st.check_node(&node)?;
+    st.check_config_lock(vmid, true)?;
     st.start_clone(&req)?;
     let action = TaskAction::Clone {
         source: vmid,
@@ -259,9 +265,11 @@ pub async fn status_action(
             )))
         }
     };
+    app.state.wait_config_lock(vmid, false).await?;
     let mut st = app.state.lock();
     st.check_node(&node)?;
     st.vm(vmid)?;
+    st.check_config_lock(vmid, false)?;
     if name == "start" {
         st.check_start(vmid, p.bool("skiplock").unwrap_or(false))?;
     }
@@ -281,8 +289,10 @@ pub async fn destroy(
     Extension(user): Extension<AuthUser>,
 ) -> ApiResult {
     let (node, vmid) = node_and_vmid(&p)?;
+    app.state.wait_config_lock(vmid, false).await?;
     let mut st = app.state.lock();
     st.check_node(&node)?;
+    st.check_config_lock(vmid, false)?;
     st.check_destroy(vmid, p.bool("skiplock").unwrap_or(false))?;
     let upid = app.state.spawn_task(
         &mut st,
@@ -301,8 +311,10 @@ pub async fn resize(
 ) -> ApiResult {
     let (node, vmid) = node_and_vmid(&p)?;
     let disk = p.get("disk").unwrap_or_default().to_string();
+    app.state.wait_config_lock(vmid, false).await?;
     let mut st = app.state.lock();
     st.check_node(&node)?;
+    st.check_config_lock(vmid, false)?;
     st.check_digest(vmid, p.get("digest"))?;
     let size = st.check_resize(
         vmid,

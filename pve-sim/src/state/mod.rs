@@ -153,6 +153,13 @@ pub struct SimState {
     pub tasks: BTreeMap<String, Task>,
     pub data_dir: PathBuf,
     pub task_duration: Duration,
+    /// Per task type (`qmclone`, `imgcopy`, …), overriding `task_duration`.
+    pub task_durations: BTreeMap<String, Duration>,
+    /// Config file locks held by running tasks: VMID → (UPID, exclusive).
+    pub file_locks: BTreeMap<u32, Vec<(String, bool)>>,
+    /// How long a request waits for a config file lock before PVE's
+    /// `can't lock file … got timeout` (PVE: 10 s).
+    pub lock_timeout: Duration,
     pub boot_time: u64,
     next_pid: u32,
 }
@@ -203,6 +210,9 @@ impl SimState {
             tasks: BTreeMap::new(),
             data_dir,
             task_duration,
+            task_durations: BTreeMap::new(),
+            file_locks: BTreeMap::new(),
+            lock_timeout: Duration::from_secs(10),
             boot_time,
             next_pid: 4000 + (now() % 1000) as u32,
         })
@@ -241,6 +251,34 @@ impl SimState {
         self.storages
             .get(id)
             .ok_or_else(|| StateError::failed(format!("storage '{id}' does not exist")))
+    }
+
+    /// How long a task of `task_type` runs.
+    pub fn duration_of(&self, task_type: &str) -> Duration {
+        self.task_durations
+            .get(task_type)
+            .copied()
+            .unwrap_or(self.task_duration)
+    }
+
+    /// Whether VM `vmid`'s config file lock can be taken now (`shared`:
+    /// alongside other shared holders, as a clone takes its source's).
+    pub fn config_lock_free(&self, vmid: u32, shared: bool) -> bool {
+        match self.file_locks.get(&vmid) {
+            None => true,
+            Some(held) => held.is_empty() || (shared && held.iter().all(|(_, ex)| !ex)),
+        }
+    }
+
+    /// Fails like PVE when the config file lock is held by a running task.
+    pub fn check_config_lock(&self, vmid: u32, shared: bool) -> Result<(), StateError> {
+        if self.config_lock_free(vmid, shared) {
+            Ok(())
+        } else {
+            Err(StateError::failed(format!(
+                "can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
+            )))
+        }
     }
 
     /// Lowest free VMID ≥ 100.
@@ -308,6 +346,17 @@ impl SharedState {
         }
     }
 
+    /// How long tasks of `task_type` run (`None`: the default for all).
+    pub fn set_task_duration(&self, task_type: Option<&str>, d: Duration) {
+        let mut st = self.lock();
+        match task_type {
+            Some(t) => {
+                st.task_durations.insert(t.to_string(), d);
+            }
+            None => st.task_duration = d,
+        }
+    }
+
     /// Keeps tasks running past their duration until `hold_tasks(false)`,
     /// so tests can observe the in-progress state deterministically.
     pub fn hold_tasks(&self, hold: bool) {
@@ -316,6 +365,27 @@ impl SharedState {
 
     pub fn lock(&self) -> MutexGuard<'_, SimState> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (up to the state's `lock_timeout`) until VM `vmid`'s config
+    /// file lock is free, like PVE's `lock_config` with its timeout; then
+    /// the caller checks again under the state lock
+    /// ([`SimState::check_config_lock`]) and does its work.
+    pub async fn wait_config_lock(&self, vmid: u32, shared: bool) -> Result<(), StateError> {
+        let timeout = self.lock().lock_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let st = self.lock();
+                if st.config_lock_free(vmid, shared) || !st.vms.contains_key(&vmid) {
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return st.check_config_lock(vmid, shared);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Creates a running task and schedules its completion after the
@@ -340,11 +410,18 @@ impl SharedState {
             id,
             user,
         };
+        let held = action.config_locks();
         let task = Task::new(parts, action, forced);
         let upid = task.upid.clone();
         st.tasks.insert(upid.clone(), task);
+        for (vmid, exclusive) in held {
+            st.file_locks
+                .entry(vmid)
+                .or_default()
+                .push((upid.clone(), exclusive));
+        }
         let shared = self.clone();
-        let delay = st.task_duration;
+        let delay = st.duration_of(task_type);
         let task_upid = upid.clone();
         let mut hold = self.hold.subscribe();
         tokio::spawn(async move {

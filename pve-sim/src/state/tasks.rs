@@ -67,6 +67,28 @@ pub enum TaskAction {
     },
 }
 
+impl TaskAction {
+    /// The config file locks the task holds while it runs: (VMID,
+    /// exclusive). A clone holds its source shared (clones of one template
+    /// run side by side); changes of a VM hold it exclusively.
+    pub fn config_locks(&self) -> Vec<(u32, bool)> {
+        match self {
+            TaskAction::Clone { source, .. } => vec![(*source, false)],
+            TaskAction::Start { vmid }
+            | TaskAction::Stop { vmid }
+            | TaskAction::Shutdown { vmid }
+            | TaskAction::Reset { vmid }
+            | TaskAction::Reboot { vmid }
+            | TaskAction::Suspend { vmid }
+            | TaskAction::Resume { vmid }
+            | TaskAction::Destroy { vmid }
+            | TaskAction::Config { vmid, .. }
+            | TaskAction::Resize { vmid, .. } => vec![(*vmid, true)],
+            TaskAction::Upload { .. } | TaskAction::DeleteVolume { .. } => Vec::new(),
+        }
+    }
+}
+
 /// Running or finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -181,6 +203,10 @@ impl SimState {
                 (vec![format!("TASK ERROR: {msg}")], msg)
             }
         };
+        for held in self.file_locks.values_mut() {
+            held.retain(|(u, _)| u != upid);
+        }
+        self.file_locks.retain(|_, held| !held.is_empty());
         if let Some(t) = self.tasks.get_mut(upid) {
             t.log.extend(lines);
             t.status = TaskState::Stopped;

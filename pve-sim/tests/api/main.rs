@@ -5,6 +5,7 @@ mod binary;
 mod common;
 mod conformance;
 mod faults;
+mod locks;
 mod schema;
 mod storage;
 mod validation;

@@ -250,7 +250,7 @@ pub struct CreateTenant {
 pub struct FirstAdminRequest {
     #[schema(schema_with = email)]
     pub email: String,
-    /// 12 characters to 1024 bytes.
+    /// 12 to 1024 characters.
     #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
@@ -341,7 +341,7 @@ pub struct CreateUserRequest {
     pub email: String,
     #[schema(schema_with = tenant_role)]
     pub role: String,
-    /// 12 characters to 1024 bytes.
+    /// 12 to 1024 characters.
     #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }

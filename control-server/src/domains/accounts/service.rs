@@ -82,7 +82,7 @@ pub fn validate_tenant_id(id: &str) -> Result<(), &'static str> {
 /// Normalise an e-mail (trim, lowercase) and check its basic shape.
 pub fn normalize_email(email: &str) -> Result<String, &'static str> {
     let e = email.trim().to_ascii_lowercase();
-    let valid = e.len() <= 254
+    let valid = e.chars().count() <= 254
         && e.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.starts_with('.')
         })
@@ -178,7 +178,7 @@ impl AccountsService {
         client_ip: &str,
     ) -> Result<LoginOutcome, AccountError> {
         let email = email.trim().to_ascii_lowercase();
-        if email.len() > 254 || email.chars().any(char::is_control) {
+        if email.chars().count() > 254 || email.chars().any(char::is_control) {
             // Not an address any account can have; no lookup needed.
             tracing::info!(email = %email.escape_debug(), ip = %client_ip, "sign-in failed");
             return Err(AccountError::InvalidCredentials);
@@ -477,6 +477,32 @@ impl AccountsService {
         Ok(store::get_user(self.db.reader(), scope, id)
             .await?
             .is_some())
+    }
+
+    /// The identity of a user for work the server does on their behalf
+    /// (VM creation jobs): their current role, so a demotion or a disabled
+    /// account takes effect on the next step. `None` when the user is gone
+    /// or disabled.
+    pub async fn acting_as(
+        &self,
+        scope: &TenantScope,
+        id: &UserId,
+    ) -> Result<Option<Identity>, StoreError> {
+        let Some(u) = store::get_user(self.db.reader(), scope, id).await? else {
+            return Ok(None);
+        };
+        if u.disabled_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(Identity {
+            source: IdentitySource::ApiToken,
+            infra: u.is_infra(),
+            user_id: u.id,
+            email: u.email,
+            tenant_id: u.tenant_id,
+            role: u.role,
+            token_id: None,
+        }))
     }
 
     pub async fn get_user(&self, caller: &Identity, id: &UserId) -> Result<UserRow, AccountError> {

@@ -30,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::register))
         .routes(routes!(routes::heartbeat))
         .routes(routes!(routes::rotate_token))
+        .routes(routes!(routes::put_public_key))
         .routes(routes!(routes::list_agents))
         .routes(routes!(routes::get_agent, routes::delete_pairing))
         .routes(routes!(routes::revoke_agent))

@@ -4,8 +4,8 @@
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use botmox_protocol::{
-    Agent, HeartbeatRequest, HeartbeatResponse, ProxmoxHint, RegisterRequest, RegisterResponse,
-    RotateTokenResponse,
+    Agent, AgentPublicKey, AgentPublicKeyRequest, HeartbeatRequest, HeartbeatResponse, ProxmoxHint,
+    RegisterRequest, RegisterResponse, RotateTokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -156,6 +156,24 @@ pub async fn rotate_token(
         .limits
         .remember_token(&crate::http::middleware::token_key(&rotated.agent_token));
     Ok(ok(rotated))
+}
+
+/// Register the agent's X25519 public key (agent token). Idempotent; a new
+/// key replaces the previous one, and secrets sealed to the old key must be
+/// put again (`SECRET_NOT_DELIVERABLE` until then).
+#[utoipa::path(put, path = "/api/v1/agents/me/public-key", tag = "agents", security(("bearer" = [])),
+    request_body = AgentPublicKeyRequest,
+    responses((status = 200, body = Envelope<AgentPublicKey>),
+              (status = 400, description = "VALIDATION_ERROR (alg, public_key)", body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope),
+              (status = 403, description = "AGENT_REVOKED, FORBIDDEN (not an agent token)", body = ErrorEnvelope)))]
+#[tracing::instrument(skip_all, fields(agent_id = %agent.agent_id))]
+pub async fn put_public_key(
+    State(state): State<AppState>,
+    agent: AgentIdentity,
+    ApiJson(req): ApiJson<AgentPublicKeyRequest>,
+) -> Result<Reply<AgentPublicKey>, ApiError> {
+    Ok(ok(state.agents.register_public_key(&agent, req).await?))
 }
 
 list_query_doc!(AgentListQuery, AGENT_LIST);

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use botmox_protocol::envelope::{self, PublicKey};
 use botmox_protocol::{
-    Agent, HeartbeatRequest, HeartbeatResponse, PairingBundle, ProxmoxHint, RegisterRequest,
-    RegisterResponse, RotateTokenResponse, AGENT_TOKEN_PREFIX, PAIRING_CODE_PREFIX,
+    Agent, AgentPublicKey, AgentPublicKeyRequest, HeartbeatRequest, HeartbeatResponse,
+    PairingBundle, ProxmoxHint, RegisterRequest, RegisterResponse, RotateTokenResponse,
+    AGENT_TOKEN_PREFIX, PAIRING_CODE_PREFIX,
 };
 use serde_json::json;
 
@@ -109,6 +111,8 @@ pub fn agent_view(row: &AgentRow, now: i64, cfg: &BusConfig) -> Agent {
         pairing_expires_at: row.pairing_expires_at.map(ms_to_rfc3339),
         revoked_at: row.revoked_at.map(ms_to_rfc3339),
         revoke_reason: row.revoke_reason.clone(),
+        public_key: row.public_key.clone(),
+        public_key_id: row.public_key_id.clone(),
         created_at: ms_to_rfc3339(row.created_at),
         updated_at: ms_to_rfc3339(row.updated_at),
     }
@@ -278,7 +282,7 @@ impl AgentsService {
         let mut f = FieldErrors::default();
         let code = req.pairing_code.trim();
         f.check(
-            !code.is_empty() && code.len() <= 200,
+            !code.is_empty() && code.chars().count() <= 200,
             "pairing_code",
             "must be 1-200 characters",
         );
@@ -290,7 +294,7 @@ impl AgentsService {
                 && req
                     .capabilities
                     .iter()
-                    .all(|c| !c.is_empty() && c.len() <= 100),
+                    .all(|c| !c.is_empty() && c.chars().count() <= 100),
             "capabilities",
             "at most 50 entries of 1-100 characters",
         );
@@ -461,6 +465,68 @@ impl AgentsService {
             agent_token_expires_at: ms_to_rfc3339(expires_at),
             previous_token_valid_until: ms_to_rfc3339(grace_until),
         })
+    }
+
+    /// Record the agent's X25519 public key (`PUT /agents/me/public-key`).
+    /// The same key again changes nothing; a new key replaces the old one
+    /// and is recorded on the timeline (`agent.public_key_registered`) in
+    /// the same transaction.
+    pub async fn register_public_key(
+        &self,
+        agent: &AgentIdentity,
+        req: AgentPublicKeyRequest,
+    ) -> Result<AgentPublicKey, AgentError> {
+        const BAD_KEY: &str = "must be 32 bytes of base64url (no padding), not a low-order point";
+        let key = PublicKey::from_base64(&req.public_key);
+        let mut f = FieldErrors::default();
+        f.check(req.alg == envelope::KEY_ALG, "alg", "must be X25519");
+        f.check(key.is_ok(), "public_key", BAD_KEY);
+        f.into_fields().map_err(AgentError::Validation)?;
+        let key =
+            key.map_err(|_| AgentError::Validation(FieldErrors::one("public_key", BAD_KEY)))?;
+        let (encoded, key_id) = (key.to_base64(), key.key_id());
+        let scope = agent.scope();
+        let mut tx = self.db.begin().await?;
+        let current = store::get(&mut tx, &scope, &agent.agent_id)
+            .await?
+            .ok_or(AgentError::AgentNotFound)?;
+        let changed = current.public_key.as_deref() != Some(encoded.as_str());
+        let row = if changed {
+            let row = store::set_public_key(
+                &mut tx,
+                &scope,
+                &agent.agent_id,
+                &encoded,
+                &key_id,
+                now_ms(),
+            )
+            .await?
+            .ok_or(AgentError::AgentRevoked)?;
+            self.record_event(&mut tx, "public_key_registered", &row)
+                .await?;
+            row
+        } else {
+            current
+        };
+        tx.commit().await?;
+        if changed {
+            self.events.notify().await;
+            tracing::info!(agent_id = %row.id, key_id = %key_id, "agent registered a public key");
+        }
+        Ok(AgentPublicKey {
+            agent_id: row.id.to_string(),
+            alg: envelope::KEY_ALG.to_string(),
+            public_key: encoded,
+            key_id,
+            registered_at: ms_to_rfc3339(row.public_key_at.unwrap_or(row.updated_at)),
+            changed,
+        })
+    }
+
+    /// An agent by id in any tenant, for the admin CLI (no caller: whoever
+    /// runs the CLI has the database).
+    pub async fn find_anywhere(&self, id: &AgentId) -> Result<Option<AgentRow>, AgentError> {
+        Ok(store::find_anywhere(self.db.reader(), id).await?)
     }
 
     /// Agents the caller may see: their own, or the tenant's for admins.

@@ -31,7 +31,8 @@ text_enum!(
 
 pub const COLUMNS: &str = "id, tenant_id, owner_user_id, name, status, pairing_expires_at, \
     proxmox_hint, machine_name, version, platform, capabilities, metadata, connection_state, \
-    last_seen_at, paired_at, revoked_at, revoked_by, revoke_reason, created_by, created_at, updated_at";
+    last_seen_at, paired_at, revoked_at, revoked_by, revoke_reason, created_by, created_at, updated_at, \
+    public_key, public_key_id, public_key_at";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct AgentRow {
@@ -58,6 +59,11 @@ pub struct AgentRow {
     pub created_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The agent's X25519 public key (base64url), its key id and when it
+    /// was registered; `None` until the agent registers one.
+    pub public_key: Option<String>,
+    pub public_key_id: Option<String>,
+    pub public_key_at: Option<i64>,
 }
 
 pub struct NewPairing<'a> {
@@ -147,6 +153,38 @@ pub async fn get(
     .bind(scope.tenant())
     .bind(id.as_str())
     .fetch_optional(r.exec())
+    .await?)
+}
+
+/// An agent by id in any tenant (the admin CLI, which has no tenant).
+pub async fn find_anywhere(mut r: impl Read, id: &AgentId) -> StoreResult<Option<AgentRow>> {
+    Ok(
+        sqlx::query_as::<_, AgentRow>(&format!("SELECT {COLUMNS} FROM agents WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(r.exec())
+            .await?,
+    )
+}
+
+/// Record an active agent's public key. `None` if the agent is not active.
+pub async fn set_public_key(
+    mut w: impl Write,
+    scope: &TenantScope,
+    id: &AgentId,
+    public_key: &str,
+    key_id: &str,
+    now: i64,
+) -> StoreResult<Option<AgentRow>> {
+    Ok(sqlx::query_as::<_, AgentRow>(&format!(
+        "UPDATE agents SET public_key = $1, public_key_id = $2, public_key_at = $3, updated_at = $3
+         WHERE tenant_id = $4 AND id = $5 AND status = 'active' RETURNING {COLUMNS}"
+    ))
+    .bind(public_key)
+    .bind(key_id)
+    .bind(now)
+    .bind(scope.tenant())
+    .bind(id.as_str())
+    .fetch_optional(w.exec())
     .await?)
 }
 

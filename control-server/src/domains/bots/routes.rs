@@ -25,8 +25,9 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct BotCreate {
-    /// Optional client-chosen id (else a UUIDv7); unique in the tenant.
-    #[schema(nullable = false, pattern = "^[A-Za-z0-9_-]{1,100}$")]
+    /// Optional client-chosen id; absent or `null`: a UUIDv7. Unique in
+    /// the tenant.
+    #[schema(nullable, pattern = "^[A-Za-z0-9_-]{1,100}$")]
     id: Option<String>,
     #[schema(
         min_length = 1,

@@ -107,6 +107,18 @@ pub struct DispatchInput {
     pub idempotency_key: Option<String>,
 }
 
+/// A command the server dispatches by itself with an id chosen up front
+/// ([`CommandsService::dispatch_system_with_id`]).
+pub struct SystemCommand<'a> {
+    pub id: &'a CommandId,
+    pub agent_id: &'a AgentId,
+    pub command_type: &'a str,
+    pub payload: Value,
+    pub idempotency_key: &'a str,
+    /// Unclaimed after this many seconds: `expired`.
+    pub expires_in_s: u64,
+}
+
 /// Outcome of a dispatch: a new command, or an existing one reused.
 pub struct Dispatched {
     pub command: Command,
@@ -325,10 +337,47 @@ impl CommandsService {
         payload: Value,
         idempotency_key: &str,
     ) -> Result<Command, CommandError> {
+        self.dispatch_system_with_id(
+            scope,
+            on_behalf_of,
+            SystemCommand {
+                id: &CommandId::generate(),
+                agent_id,
+                command_type,
+                payload,
+                idempotency_key,
+                expires_in_s: 3600,
+            },
+        )
+        .await
+    }
+
+    /// [`CommandsService::dispatch_system`] with an id the caller chose
+    /// (and stored) before dispatching, so a crash between its own write
+    /// and this call is resumed by dispatching again with the same id and
+    /// key (the VM jobs' orchestrator). The key makes it happen once; a
+    /// concurrent dispatch with the same key answers the winner.
+    pub async fn dispatch_system_with_id(
+        &self,
+        scope: &TenantScope,
+        on_behalf_of: &UserId,
+        c: SystemCommand<'_>,
+    ) -> Result<Command, CommandError> {
+        let SystemCommand {
+            id,
+            agent_id,
+            command_type,
+            payload,
+            idempotency_key,
+            expires_in_s,
+        } = c;
         let reader = self.db.reader();
         if let Some(existing) =
             store::find_by_idempotency_key(reader, scope, idempotency_key).await?
         {
+            return Ok(command_view(&existing));
+        }
+        if let Some(existing) = store::get(reader, scope, id).await? {
             return Ok(command_view(&existing));
         }
         let now = now_ms();
@@ -342,10 +391,10 @@ impl CommandsService {
             ConnectionState::Revoked => return Err(CommandError::TargetRevoked),
             _ => return Err(CommandError::AgentOffline),
         }
-        let row = store::insert(
+        let inserted = store::insert(
             self.db.writer(),
             NewCommand {
-                id: &CommandId::generate(),
+                id,
                 tenant_id: scope.tenant_id(),
                 agent_id: &agent.id,
                 command_type,
@@ -354,15 +403,58 @@ impl CommandsService {
                 max_attempts: i64::from(self.cfg.max_attempts),
                 idempotency_key: Some(idempotency_key),
                 created_by: Some(on_behalf_of),
-                expires_at: now + 3600 * 1000,
+                expires_at: now + expires_in_s as i64 * 1000,
                 now,
             },
         )
-        .await?;
+        .await;
+        let row = match inserted {
+            Ok(r) => r,
+            // Lost a race on the same key (or id): answer with the winner.
+            Err(StoreError::Conflict(_)) => {
+                let existing =
+                    match store::find_by_idempotency_key(reader, scope, idempotency_key).await? {
+                        Some(e) => Some(e),
+                        None => store::get(reader, scope, id).await?,
+                    };
+                return existing
+                    .map(|e| command_view(&e))
+                    .ok_or(CommandError::IdempotencyKeyReused);
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.event("queued", &row, agent.owner_user_id.as_ref())
             .await?;
         self.notifier.wake_agent(agent.id.as_str()).await;
         Ok(command_view(&row))
+    }
+
+    /// Cancel a command the server dispatched by itself (the VM jobs'
+    /// orchestrator: job cancelled, step deadline passed): queued →
+    /// `cancelled`, dispatched/running → cancel requested. A command that
+    /// already ended is left as it is.
+    pub async fn cancel_system(
+        &self,
+        scope: &TenantScope,
+        id: &CommandId,
+    ) -> Result<Option<Command>, CommandError> {
+        let now = now_ms();
+        let Some(row) = store::get(self.db.reader(), scope, id).await? else {
+            return Ok(None);
+        };
+        let owner = self.agents.owner_of(scope, &row.agent_id).await;
+        if let Some(done) = store::cancel_queued(self.db.writer(), scope, id, now).await? {
+            self.event("cancelled", &done, owner.as_ref()).await?;
+            return Ok(Some(command_view(&done)));
+        }
+        if let Some(req) = store::request_cancel(self.db.writer(), scope, id, now).await? {
+            self.event("cancel_requested", &req, owner.as_ref()).await?;
+            self.notifier.wake_agent(req.agent_id.as_str()).await;
+            return Ok(Some(command_view(&req)));
+        }
+        Ok(store::get(self.db.reader(), scope, id)
+            .await?
+            .map(|r| command_view(&r)))
     }
 
     /// A command of the tenant, whoever asks (for other domains' views).

@@ -29,6 +29,8 @@ use crate::validate::FieldErrors;
 pub struct EventsQuery {
     pub agent_id: Option<String>,
     pub command_id: Option<String>,
+    /// Only the events of this VM creation job (`vm_job.*`).
+    pub job_id: Option<String>,
     /// Resume after this event id (the `Last-Event-ID` header wins).
     #[param(minimum = 0)]
     pub last_event_id: Option<i64>,
@@ -58,7 +60,7 @@ pub async fn events(
     let Some(last) = last.filter(|v| *v >= 0) else {
         return Err(FieldErrors::one("last_event_id", "must be a non-negative integer").into());
     };
-    let filter = filter_for(&caller, q.agent_id, q.command_id)?;
+    let filter = filter_for(&caller, q.agent_id, q.command_id, q.job_id)?;
     let slot = state.events.open_stream(&caller)?;
     let token = crate::auth::bearer_from_headers(&headers)
         .unwrap_or_default()
@@ -126,6 +128,7 @@ fn sse_event(r: EventRow) -> Event {
         "tenant_id": r.tenant_id,
         "agent_id": r.agent_id,
         "command_id": r.command_id,
+        "job_id": r.job_id,
         "server_time": ms_to_rfc3339(r.created_at),
         "created_at": ms_to_rfc3339(r.created_at),
         "data": serde_json::from_str::<Value>(&r.data).unwrap_or(Value::Null),

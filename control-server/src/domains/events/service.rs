@@ -92,6 +92,16 @@ impl EventsService {
         self.notifier.event_recorded().await;
     }
 
+    /// Write an event of a VM creation job (filterable by `job_id`).
+    pub async fn record_for_job(
+        &self,
+        w: impl Write,
+        event: NewEvent<'_>,
+        job_id: &str,
+    ) -> StoreResult<i64> {
+        store::insert_for_job(w, event, Some(job_id)).await
+    }
+
     /// Events after `after_id` the filter lets through, oldest first.
     pub async fn after(
         &self,
@@ -184,6 +194,7 @@ pub fn filter_for(
     caller: &Caller,
     agent_id: Option<String>,
     command_id: Option<String>,
+    job_id: Option<String>,
 ) -> Result<EventFilter, EventError> {
     Ok(match caller {
         Caller::Agent(a) => {
@@ -196,12 +207,14 @@ pub fn filter_for(
             EventFilter {
                 agent_id: Some(a.agent_id.to_string()),
                 command_id,
+                job_id,
                 visible_to_user: None,
             }
         }
         Caller::User(u) => EventFilter {
             agent_id,
             command_id,
+            job_id,
             visible_to_user: (!u.has(Role::Admin)).then(|| u.user_id.to_string()),
         },
     })

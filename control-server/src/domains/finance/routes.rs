@@ -23,8 +23,9 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct OperationCreate {
-    /// Optional client-chosen id (else a UUIDv7); unique in the tenant.
-    #[schema(nullable = false, pattern = "^[A-Za-z0-9_-]{1,100}$")]
+    /// Optional client-chosen id; absent or `null`: a UUIDv7. Unique in
+    /// the tenant.
+    #[schema(nullable, pattern = "^[A-Za-z0-9_-]{1,100}$")]
     id: Option<String>,
     #[serde(rename = "type")]
     kind: OperationType,
@@ -52,9 +53,9 @@ pub struct OperationCreate {
     gold_amount: Option<f64>,
     #[schema(minimum = -1e12, maximum = 1e12)]
     gold_price_at_time: Option<f64>,
-    #[schema(value_type = Value)]
+    #[schema(value_type = Value, required = false)]
     created_at: Option<Value>,
-    #[schema(value_type = Value)]
+    #[schema(value_type = Value, required = false)]
     updated_at: Option<Value>,
 }
 
@@ -67,7 +68,8 @@ pub struct OperationPatch;
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct OperationPatchFields {
-    #[schema(nullable = false, pattern = "^[A-Za-z0-9_-]{1,100}$")]
+    /// Checked like on create, then ignored (the path names the operation).
+    #[schema(nullable, pattern = "^[A-Za-z0-9_-]{1,100}$")]
     id: Option<String>,
     #[serde(rename = "type")]
     #[schema(nullable = false)]
@@ -100,9 +102,9 @@ struct OperationPatchFields {
     gold_amount: Option<f64>,
     #[schema(minimum = -1e12, maximum = 1e12, nullable)]
     gold_price_at_time: Option<f64>,
-    #[schema(value_type = Value)]
+    #[schema(value_type = Value, required = false)]
     created_at: Option<Value>,
-    #[schema(value_type = Value)]
+    #[schema(value_type = Value, required = false)]
     updated_at: Option<Value>,
 }
 

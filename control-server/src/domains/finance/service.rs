@@ -460,36 +460,27 @@ impl FinanceService {
         to: i64,
     ) -> Result<BTreeMap<String, DailyStats>, FinanceError> {
         let scope = who.require(Role::Viewer)?;
-        let reader = self.db.reader();
-        let totals = store::daily_totals(reader, &scope, from, to).await?;
-        let farmed = store::daily_farmed(reader, &scope, from, to).await?;
-        let mut out: BTreeMap<i64, DailyStats> = totals
+        Ok(store::daily_stats(self.db.reader(), &scope, from, to)
+            .await?
             .into_iter()
-            .map(|t| {
-                (
-                    t.day,
-                    DailyStats {
-                        date: day_key(t.day),
-                        total_expenses: t.expenses,
-                        total_revenue: t.revenue,
-                        net_profit: t.revenue - t.expenses,
-                        active_bots: t.active_bots,
-                        total_farmed: BTreeMap::new(),
-                    },
-                )
-            })
-            .collect();
-        for f in farmed {
-            if let Some(day) = out.get_mut(&f.day) {
-                let key = if f.project.is_empty() {
-                    "unassigned".to_string()
-                } else {
-                    f.project
+            .map(|d| {
+                let stats = DailyStats {
+                    date: day_key(d.day),
+                    total_expenses: d.expenses,
+                    total_revenue: d.revenue,
+                    net_profit: d.revenue - d.expenses,
+                    active_bots: d.active_bots,
+                    total_farmed: d
+                        .farmed
+                        .into_iter()
+                        .map(|(p, gold)| {
+                            (p.map_or("unassigned", FinanceProject::as_str).into(), gold)
+                        })
+                        .collect(),
                 };
-                day.total_farmed.insert(key, f.gold);
-            }
-        }
-        Ok(out.into_values().map(|d| (d.date.clone(), d)).collect())
+                (stats.date.clone(), stats)
+            })
+            .collect())
     }
 
     pub async fn gold_price_history(

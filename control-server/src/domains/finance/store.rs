@@ -1,8 +1,9 @@
 //! SQL of the finance domain: `finance_operations` and the statistics
-//! computed from it (UTC day buckets; `day` = floor(date_ms / 86400000),
-//! written so that both backends floor negative dates the same way).
+//! computed from it (UTC day buckets: the stored `day` = floor(date_ms /
+//! 86400000), computed here on every write, also for dates before 1970).
 
-use sqlx::FromRow;
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 use crate::db::ids::FinanceOperationId;
 use crate::db::list::{self, ListParams, ListSpec, Page};
@@ -74,8 +75,8 @@ pub async fn insert(
     o: &OperationRow,
 ) -> StoreResult<OperationRow> {
     let sql = format!(
-        "INSERT INTO finance_operations (tenant_id, {COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        "INSERT INTO finance_operations (tenant_id, {COLUMNS}, day)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          RETURNING {COLUMNS}"
     );
     let q = sqlx::query_as::<_, OperationRow>(&sql)
@@ -93,6 +94,7 @@ pub async fn insert(
     let q = bind_f64(q, o.gold_price_at_time);
     q.bind(o.created_at)
         .bind(o.updated_at)
+        .bind(day(o.date_ms))
         .fetch_one(w.exec())
         .await
         .map_err(|e| StoreError::unique_or(e, "a finance operation with this id already exists"))
@@ -106,7 +108,7 @@ pub async fn update(
     let sql = format!(
         "UPDATE finance_operations SET type = $3, category = $4, description = $5, amount = $6,
             currency = $7, date_ms = $8, bot_id = $9, project_id = $10, gold_amount = $11,
-            gold_price_at_time = $12, updated_at = $13
+            gold_price_at_time = $12, updated_at = $13, day = $14
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     let q = sqlx::query_as::<_, OperationRow>(&sql)
@@ -122,7 +124,10 @@ pub async fn update(
         .bind(o.project_id.as_deref());
     let q = bind_f64(q, o.gold_amount);
     let q = bind_f64(q, o.gold_price_at_time);
-    Ok(q.bind(o.updated_at).fetch_optional(w.exec()).await?)
+    Ok(q.bind(o.updated_at)
+        .bind(day(o.date_ms))
+        .fetch_optional(w.exec())
+        .await?)
 }
 
 pub async fn get(
@@ -212,69 +217,107 @@ pub async fn list(
     list::fetch(reader, backend, &OPERATION_LIST, scope, &[], params).await
 }
 
-/// The tenant's operations with `from <= date_ms < to`, each with its UTC
-/// day number (floor division, also for dates before 1970).
-const IN_RANGE: &str =
-    "SELECT (date_ms - ((date_ms % 86400000) + 86400000) % 86400000) / 86400000 AS day,
-        type, category, amount, bot_id, project_id, gold_amount, gold_price_at_time
-     FROM finance_operations WHERE tenant_id = $1 AND date_ms >= $2 AND date_ms < $3";
+const DAY_MS: i64 = 86_400_000;
 
-#[derive(Debug, Clone, FromRow)]
-pub struct DayTotals {
+/// The UTC day number of `date_ms` (floor division, also before 1970),
+/// stored beside it in `day`: the statistics group on it, and the index
+/// `finance_operations_day_idx` hands the rows over day by day (grouping
+/// on an expression of `date_ms` made PostgreSQL sort every row of the
+/// range first; see docs/benchmarks.md).
+pub fn day(date_ms: i64) -> i64 {
+    date_ms.div_euclid(DAY_MS)
+}
+
+/// The tenant's operations with `from <= date_ms < to` (`$1`..`$3`), with
+/// the same range in days (`$4`, `$5`) for the day index.
+const IN_RANGE: &str = "SELECT day, type, category, amount, bot_id, project_id, gold_amount,
+        gold_price_at_time
+     FROM finance_operations WHERE tenant_id = $1 AND date_ms >= $2 AND date_ms < $3
+        AND day >= $4 AND day <= $5";
+
+/// Bind `IN_RANGE`'s parameters.
+fn in_range<'q, O>(q: QueryAs<'q, O>, scope: &TenantScope, from: i64, to: i64) -> QueryAs<'q, O> {
+    q.bind(scope.tenant().to_string())
+        .bind(from)
+        .bind(to)
+        .bind(day(from))
+        .bind(day(to.saturating_sub(1)))
+}
+
+/// One UTC day of statistics.
+#[derive(Debug, Clone)]
+pub struct DayStats {
     pub day: i64,
     pub expenses: f64,
     pub revenue: f64,
     pub active_bots: i64,
+    /// Gold farmed per project (`None`: operations without a project),
+    /// only where an operation of that project carries a `gold_amount`.
+    pub farmed: Vec<(Option<FinanceProject>, f64)>,
 }
 
-/// Per UTC day: expenses, revenue (everything that is not an expense) and
-/// the number of distinct bots.
-pub async fn daily_totals(
+/// `farmed_<project>`, `farmed_` (no project): the result column of a
+/// project's gold.
+fn farmed_column(project: Option<FinanceProject>) -> String {
+    format!("farmed_{}", project.map_or("", FinanceProject::as_str))
+}
+
+/// Every project, and none.
+fn projects() -> impl Iterator<Item = Option<FinanceProject>> {
+    std::iter::once(None).chain(FinanceProject::ALL.iter().copied().map(Some))
+}
+
+impl<'r> FromRow<'r, AnyRow> for DayStats {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        let mut farmed = Vec::new();
+        for p in projects() {
+            if let Some(gold) = row.try_get::<Option<f64>, _>(farmed_column(p).as_str())? {
+                farmed.push((p, gold));
+            }
+        }
+        Ok(DayStats {
+            day: row.try_get("day")?,
+            expenses: row.try_get("expenses")?,
+            revenue: row.try_get("revenue")?,
+            active_bots: row.try_get("active_bots")?,
+            farmed,
+        })
+    }
+}
+
+/// Per UTC day, in one pass over the range: expenses, revenue (everything
+/// that is not an expense), the number of distinct bots, and per project
+/// the sum of `gold_amount` over the operations that carry one.
+pub async fn daily_stats(
     mut r: impl Read,
     scope: &TenantScope,
     from: i64,
     to: i64,
-) -> StoreResult<Vec<DayTotals>> {
-    Ok(sqlx::query_as::<_, DayTotals>(&format!(
+) -> StoreResult<Vec<DayStats>> {
+    let farmed: Vec<String> = projects()
+        .map(|p| {
+            let when = match p {
+                None => "project_id IS NULL".to_string(),
+                Some(p) => format!("project_id = '{}'", p.as_str()),
+            };
+            format!(
+                "SUM(CASE WHEN {when} THEN gold_amount END) AS {}",
+                farmed_column(p)
+            )
+        })
+        .collect();
+    let sql = format!(
         "SELECT day,
             SUM(CASE WHEN type = 'expense' THEN amount ELSE 0.0 END) AS expenses,
             SUM(CASE WHEN type = 'expense' THEN 0.0 ELSE amount END) AS revenue,
-            COUNT(DISTINCT bot_id) AS active_bots
-         FROM ({IN_RANGE}) AS ops GROUP BY day ORDER BY day"
-    ))
-    .bind(scope.tenant())
-    .bind(from)
-    .bind(to)
-    .fetch_all(r.exec())
-    .await?)
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct DayFarmed {
-    pub day: i64,
-    /// Empty when the operations have no project.
-    pub project: String,
-    pub gold: f64,
-}
-
-/// Per UTC day and project: the sum of `gold_amount` over operations that
-/// carry one.
-pub async fn daily_farmed(
-    mut r: impl Read,
-    scope: &TenantScope,
-    from: i64,
-    to: i64,
-) -> StoreResult<Vec<DayFarmed>> {
-    Ok(sqlx::query_as::<_, DayFarmed>(&format!(
-        "SELECT day, COALESCE(project_id, '') AS project, SUM(gold_amount) AS gold
-         FROM ({IN_RANGE}) AS ops WHERE gold_amount IS NOT NULL
-         GROUP BY day, COALESCE(project_id, '') ORDER BY day, project"
-    ))
-    .bind(scope.tenant())
-    .bind(from)
-    .bind(to)
-    .fetch_all(r.exec())
-    .await?)
+            COUNT(DISTINCT bot_id) AS active_bots,
+            {}
+         FROM ({IN_RANGE}) AS ops GROUP BY day ORDER BY day",
+        farmed.join(",\n            ")
+    );
+    Ok(in_range(sqlx::query_as(&sql), scope, from, to)
+        .fetch_all(r.exec())
+        .await?)
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -291,15 +334,13 @@ pub async fn daily_gold_price(
     from: i64,
     to: i64,
 ) -> StoreResult<Vec<DayPrice>> {
-    Ok(sqlx::query_as::<_, DayPrice>(&format!(
+    let sql = format!(
         "SELECT day, AVG(gold_price_at_time) AS price
          FROM ({IN_RANGE}) AS ops
          WHERE type = 'income' AND category = 'sale' AND gold_price_at_time > 0
          GROUP BY day ORDER BY day"
-    ))
-    .bind(scope.tenant())
-    .bind(from)
-    .bind(to)
-    .fetch_all(r.exec())
-    .await?)
+    );
+    Ok(in_range(sqlx::query_as(&sql), scope, from, to)
+        .fetch_all(r.exec())
+        .await?)
 }

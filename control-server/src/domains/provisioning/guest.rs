@@ -285,6 +285,13 @@ mod tests {
         }
     }
 
+    /// Parsed by a real PowerShell parser (tree-sitter-powershell): no
+    /// syntax error anywhere in the script.
+    #[test]
+    fn start_ps1_parses_as_powershell() {
+        crate::ps_lint::assert_parses("START.ps1", START_PS1);
+    }
+
     #[test]
     fn start_ps1_is_constant_and_complete() {
         // No template markers: nothing is spliced into the script.

@@ -82,6 +82,8 @@ pub enum ProvisioningError {
     VmMismatch,
     #[error("the agent belongs to another user")]
     AgentOwnerMismatch,
+    #[error("no active tenant license covers the token's issuer")]
+    LicenseInactive,
     #[error("name taken: {0}")]
     Conflict(String),
     #[error("could not build the payload: {0}")]
@@ -156,6 +158,11 @@ impl From<ProvisioningError> for ApiError {
                 StatusCode::FORBIDDEN,
                 codes::VM_MISMATCH,
                 "The provisioning token belongs to another VM",
+            ),
+            ProvisioningError::LicenseInactive => ApiError::new(
+                StatusCode::FORBIDDEN,
+                codes::LICENSE_INACTIVE,
+                "Active subscription or perpetual license is required",
             ),
             ProvisioningError::AgentOwnerMismatch => ApiError::new(
                 StatusCode::FORBIDDEN,

@@ -20,7 +20,7 @@ use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, ListQueryDoc};
 use crate::state::AppState;
 
 /// Where guests reach the server: `public_url`, else this request's origin.
-fn api_endpoint(
+pub(crate) fn api_endpoint(
     state: &AppState,
     uri: &axum::http::Uri,
     headers: &axum::http::HeaderMap,

@@ -33,6 +33,7 @@ use crate::domains::agents::{AgentError, AgentsService};
 use crate::domains::commands::CommandsService;
 use crate::domains::events::store::NewEvent;
 use crate::domains::events::EventsService;
+use crate::domains::licensing::LicensingService;
 use crate::validate::FieldErrors;
 
 /// Largest `details` object of a progress report (JSON bytes).
@@ -475,6 +476,7 @@ pub struct ProvisioningService {
     commands: Arc<CommandsService>,
     events: EventsService,
     windows: Windows,
+    licensing: Arc<LicensingService>,
 }
 
 /// A guest's report (public endpoint).
@@ -494,6 +496,7 @@ impl ProvisioningService {
         commands: Arc<CommandsService>,
         events: EventsService,
         windows: Windows,
+        licensing: Arc<LicensingService>,
     ) -> ProvisioningService {
         ProvisioningService {
             db,
@@ -502,7 +505,24 @@ impl ProvisioningService {
             commands,
             events,
             windows,
+            licensing,
         }
+    }
+
+    /// The original's "active subscription" check (inventory §8 item 10),
+    /// against the tenant licenses: `user` (the token's issuer) must be
+    /// covered by an active license of the tenant (a tenant-wide one or
+    /// their own). Off with `provisioning_require_license = false`.
+    async fn require_license(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+    ) -> Result<(), ProvisioningError> {
+        if self.cfg.require_license && !self.licensing.has_active_license(scope, Some(user)).await?
+        {
+            return Err(ProvisioningError::LicenseInactive);
+        }
+        Ok(())
     }
 
     /// `provisioning.<what>` with `data`, visible to the token's issuer
@@ -543,6 +563,7 @@ impl ProvisioningService {
     ) -> Result<GeneratedPayload, ProvisioningError> {
         let scope = caller.require(Role::Operator)?;
         let admin = caller.has(Role::Admin);
+        self.require_license(&scope, &caller.user_id).await?;
         let mut f = FieldErrors::default();
         let vm_uuid = guest::canonical_uuid(&input.vm_uuid);
         f.check(
@@ -856,14 +877,17 @@ impl ProvisioningService {
             return Err(ProvisioningError::VmMismatch);
         }
         match row.status {
-            TokenStatus::Revoked => Err(ProvisioningError::TokenRevoked),
-            TokenStatus::Expired => Err(ProvisioningError::TokenExpired),
-            TokenStatus::Used if !allow_used => Err(ProvisioningError::TokenUsed),
+            TokenStatus::Revoked => return Err(ProvisioningError::TokenRevoked),
+            TokenStatus::Expired => return Err(ProvisioningError::TokenExpired),
+            TokenStatus::Used if !allow_used => return Err(ProvisioningError::TokenUsed),
             _ if row.status == TokenStatus::Active && row.expires_at <= now_ms() => {
-                Err(ProvisioningError::TokenExpired)
+                return Err(ProvisioningError::TokenExpired)
             }
-            _ => Ok(row),
+            _ => {}
         }
+        self.require_license(&TenantScope::new(row.tenant_id.clone()), &row.issued_by)
+            .await?;
+        Ok(row)
     }
 
     /// `POST /provisioning/validate-token` (public).

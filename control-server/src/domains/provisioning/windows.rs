@@ -35,13 +35,29 @@ pub struct Answer {
 }
 
 /// The per-VM seed for random choices: derived from the VM's UUID, so
-/// re-generating the ISO for the same VM gives the same answer file.
+/// re-generating the ISO for the same VM gives the same answer file. It
+/// stays in `0..=i64::MAX`, the range the preview endpoints (and JSON
+/// clients limited to signed 64-bit integers) accept, so every VM's answer
+/// file can be previewed with its seed.
 pub fn seed_for(vm_uuid: &str) -> u64 {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(format!("botmox-unattend-seed:{vm_uuid}").as_bytes());
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
-    u64::from_be_bytes(b)
+    u64::from_be_bytes(b) & (i64::MAX as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Found by the VM-jobs e2e: half of all VMs had a seed above
+    /// `i64::MAX`, which the preview refuses.
+    #[test]
+    fn seeds_fit_the_preview_range() {
+        for i in 0..2_000 {
+            let uuid = format!("00000000-0000-4000-8000-{i:012}");
+            assert!(i64::try_from(super::seed_for(&uuid)).is_ok(), "{uuid}");
+        }
+    }
 }
 
 pub struct Windows {

@@ -1,77 +1,64 @@
 //! Resources: licenses, proxies and subscriptions under
 //! `/api/v1/resources/{kind}` (list, read, create, shallow-merge update
-//! with PATCH or PUT, delete), plus the admin-only
-//! `GET /api/v1/resources/proxies/{id}/password`. Typed fields are real
-//! columns, anything else passes through as JSON (`crate::records`).
+//! with PATCH or PUT, delete; the records kit, `super::records_kit`), plus
+//! the admin-only `GET /api/v1/resources/proxies/{id}/password`. Typed
+//! fields are real columns, anything else passes through as JSON
+//! (`crate::records`); the kinds are declared in `store`.
 
 pub mod routes;
-pub mod service;
 pub mod store;
+
+use std::sync::Arc;
 
 use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::AuthError;
-use crate::db::StoreError;
+use super::records_kit::{self, RecordsApi, RecordsDomain, RecordsService};
+use crate::crypto::DataKeys;
+use crate::db::ids::ResourceId;
+use crate::db::Db;
 use crate::http::codes;
-use crate::http::error::ApiError;
+use crate::records::ApiShape;
 use crate::state::AppState;
-use crate::validate::FieldErrors;
 
-pub use service::ResourcesService;
-pub use store::ResourceKind;
+/// The resources domain, as the records kit serves it.
+pub struct Resources;
+
+pub type ResourcesService = RecordsService<Resources>;
+
+static API: RecordsApi = RecordsApi {
+    shape: ApiShape {
+        base: "/api/v1/resources",
+        tag: "resources",
+        kinds: &[&store::LICENSES, &store::PROXIES, &store::SUBSCRIPTIONS],
+        put: true,
+        not_found_code: codes::RESOURCE_NOT_FOUND,
+        invalid_kind_code: codes::RESOURCES_INVALID_KIND,
+    },
+    noun: "resource",
+    not_found_message: "Resource not found",
+};
+
+impl RecordsDomain for Resources {
+    type Id = ResourceId;
+    fn api() -> &'static RecordsApi {
+        &API
+    }
+    fn service(state: &AppState) -> &ResourcesService {
+        &state.resources
+    }
+}
+
+impl ResourcesService {
+    /// Proxy passwords are sealed with `keys`.
+    pub fn new(db: Db, keys: Arc<DataKeys>) -> ResourcesService {
+        RecordsService::with_keys(db, Some(keys))
+    }
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(routes::openapi())
-        .route(
-            "/api/v1/resources/{kind}",
-            get(routes::list).post(routes::create),
-        )
-        .route(
-            "/api/v1/resources/{kind}/{id}",
-            get(routes::get_one)
-                .patch(routes::update)
-                .put(routes::update)
-                .delete(routes::delete),
-        )
-        .route(
-            "/api/v1/resources/proxies/{id}/password",
-            get(routes::proxy_password),
-        )
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ResourceError {
-    #[error("unknown resource kind `{0}`")]
-    InvalidKind(String),
-    #[error("resource not found")]
-    NotFound,
-    #[error("invalid input: {0}")]
-    Validation(FieldErrors),
-    #[error("stored secret cannot be opened: {0}")]
-    SecretUnreadable(String),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<ResourceError> for ApiError {
-    fn from(e: ResourceError) -> Self {
-        match e {
-            ResourceError::InvalidKind(k) => ApiError::bad_request(
-                codes::RESOURCES_INVALID_KIND,
-                format!("Unknown resource kind `{k}`; expected licenses, proxies or subscriptions"),
-            ),
-            ResourceError::NotFound | ResourceError::Store(StoreError::NotFound(_)) => {
-                ApiError::not_found(codes::RESOURCE_NOT_FOUND, "Resource not found")
-            }
-            ResourceError::Validation(f) => ApiError::validation(f),
-            ResourceError::SecretUnreadable(cause) => ApiError::internal().with_cause(format!(
-                "proxy password does not open with the data key: {cause}"
-            )),
-            ResourceError::Auth(a) => a.into(),
-            ResourceError::Store(s) => s.into(),
-        }
-    }
+    records_kit::routes::<Resources>(routes::extra_paths()).route(
+        "/api/v1/resources/proxies/{id}/password",
+        get(routes::proxy_password),
+    )
 }

@@ -1,69 +1,57 @@
 //! Workspace: notes, calendar events and kanban tasks under
 //! `/api/v1/workspace/{kind}` (list, read, create, shallow-merge PATCH,
-//! delete; no PUT, as the original). Typed fields are real columns,
-//! anything else passes through as JSON (`crate::records`).
+//! delete; no PUT, as the original) — the records kit
+//! (`super::records_kit`). Typed fields are real columns, anything else
+//! passes through as JSON (`crate::records`); the kinds are declared in
+//! `store`.
 
-pub mod routes;
-pub mod service;
 pub mod store;
 
-use axum::routing::get;
+use serde_json::Map;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::AuthError;
-use crate::db::StoreError;
+use super::records_kit::{self, RecordsApi, RecordsDomain, RecordsService};
+use crate::db::ids::WorkspaceItemId;
+use crate::db::Db;
 use crate::http::codes;
-use crate::http::error::ApiError;
+use crate::records::ApiShape;
 use crate::state::AppState;
-use crate::validate::FieldErrors;
 
-pub use service::WorkspaceService;
-pub use store::WorkspaceKind;
+/// The workspace domain, as the records kit serves it.
+pub struct Workspace;
+
+pub type WorkspaceService = RecordsService<Workspace>;
+
+static API: RecordsApi = RecordsApi {
+    shape: ApiShape {
+        base: "/api/v1/workspace",
+        tag: "workspace",
+        kinds: &[&store::NOTES, &store::CALENDAR, &store::KANBAN],
+        put: false,
+        not_found_code: codes::WORKSPACE_ENTITY_NOT_FOUND,
+        invalid_kind_code: codes::WORKSPACE_INVALID_KIND,
+    },
+    noun: "workspace",
+    not_found_message: "Workspace item not found",
+};
+
+impl RecordsDomain for Workspace {
+    type Id = WorkspaceItemId;
+    fn api() -> &'static RecordsApi {
+        &API
+    }
+    fn service(state: &AppState) -> &WorkspaceService {
+        &state.workspace
+    }
+}
+
+impl WorkspaceService {
+    /// Workspace kinds hold no secrets: no data key.
+    pub fn new(db: Db) -> WorkspaceService {
+        RecordsService::with_keys(db, None)
+    }
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(routes::openapi())
-        .route(
-            "/api/v1/workspace/{kind}",
-            get(routes::list).post(routes::create),
-        )
-        .route(
-            "/api/v1/workspace/{kind}/{id}",
-            get(routes::get_one)
-                .patch(routes::update)
-                .delete(routes::delete),
-        )
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkspaceError {
-    #[error("unknown workspace kind `{0}`")]
-    InvalidKind(String),
-    #[error("workspace item not found")]
-    NotFound,
-    #[error("invalid input: {0}")]
-    Validation(FieldErrors),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<WorkspaceError> for ApiError {
-    fn from(e: WorkspaceError) -> Self {
-        match e {
-            WorkspaceError::InvalidKind(k) => ApiError::bad_request(
-                codes::WORKSPACE_INVALID_KIND,
-                format!("Unknown workspace kind `{k}`; expected notes, calendar or kanban"),
-            ),
-            WorkspaceError::NotFound | WorkspaceError::Store(StoreError::NotFound(_)) => {
-                ApiError::not_found(
-                    codes::WORKSPACE_ENTITY_NOT_FOUND,
-                    "Workspace item not found",
-                )
-            }
-            WorkspaceError::Validation(f) => ApiError::validation(f),
-            WorkspaceError::Auth(a) => a.into(),
-            WorkspaceError::Store(s) => s.into(),
-        }
-    }
+    records_kit::routes::<Workspace>(Map::new())
 }

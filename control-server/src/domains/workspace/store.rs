@@ -1,40 +1,23 @@
-//! SQL of the workspace domain: `workspace_notes`,
-//! `workspace_calendar_events`, `workspace_kanban_tasks`. Each kind is
-//! declared once (typed fields, list columns); the statements come from the
-//! records kit.
+//! The kinds of the workspace domain — `workspace_notes`,
+//! `workspace_calendar_events`, `workspace_kanban_tasks` — each declared
+//! once: typed fields, how lists use them, the list's select. The
+//! statements, the rules and the handlers come from the records kit
+//! (`crate::records`, `super::super::records_kit`).
 
-use serde_json::{Map, Value};
-
-use crate::db::list::{Column, Kind, ListParams, ListSpec, Order, Page};
-use crate::db::text_enum::text_enum;
-use crate::db::{Backend, Read, Reader, StoreResult, TenantScope, Write};
-use crate::records::{self, DbRecord, Field, FieldType as T, KindSpec, Parsed};
-
-text_enum!(
-    /// The kinds under `/api/v1/workspace/{kind}`.
-    WorkspaceKind, "workspace kind" {
-        Notes => "notes",
-        Calendar => "calendar",
-        Kanban => "kanban",
-    }
-);
-
-impl WorkspaceKind {
-    pub fn spec(self) -> &'static KindSpec {
-        match self {
-            WorkspaceKind::Notes => &NOTES,
-            WorkspaceKind::Calendar => &CALENDAR,
-            WorkspaceKind::Kanban => &KANBAN,
-        }
-    }
-}
+use crate::db::list::{Column, ListSpec};
+use crate::records::{self, Field, FieldType as T, KindSpec, Listed as L};
 
 pub const PROJECTS: &[&str] = &["wow_tbc", "wow_midnight"];
 pub const TASK_STATUSES: &[&str] = &["todo", "in_progress", "done"];
 
+/// Every kind's title: one line, sorted, filtered and searched.
+const TITLE: Field = Field::new("title", T::Text(500)).list(L::ALL);
+/// Calendar events' and kanban tasks' description: searched.
+const DESCRIPTION: Field = Field::new("description", T::LongText(10_000)).list(L::SEARCH);
+
 static NOTE_FIELDS: &[Field] = &[
-    Field::new("title", T::Text(500)),
-    Field::new("content", T::LongText(200_000)),
+    TITLE,
+    Field::new("content", T::LongText(200_000)).list(L::SEARCH),
     Field::new("blocks", T::Json),
     Field::new(
         "tags",
@@ -43,226 +26,80 @@ static NOTE_FIELDS: &[Field] = &[
             len: 100,
         },
     ),
-    Field::new("bot_id", T::Text(128)),
-    Field::new("project_id", T::Enum(PROJECTS)),
-    Field::new("is_pinned", T::Bool),
+    Field::new("bot_id", T::Text(128)).list(L::FILTER),
+    Field::new("project_id", T::Enum(PROJECTS)).list(L::FILTER),
+    Field::new("is_pinned", T::Bool).list(L::SORT_FILTER),
     Field::new("created_by", T::Text(200)),
 ];
 
-static NOTE_COLUMNS: &[Column] = &[
-    Column::new("created_at", "created_at", Kind::Timestamp)
-        .sortable()
-        .filterable(),
-    Column::new("updated_at", "updated_at", Kind::Timestamp)
-        .sortable()
-        .filterable(),
-    Column::new("title", "title", Kind::Text)
-        .nullable()
-        .sortable()
-        .filterable()
-        .searchable(),
-    Column::new("content", "content", Kind::Text)
-        .nullable()
-        .searchable(),
-    Column::new("bot_id", "bot_id", Kind::Text)
-        .nullable()
-        .filterable(),
-    Column::new("project_id", "project_id", Kind::Enum(PROJECTS))
-        .nullable()
-        .filterable(),
-    Column::new("is_pinned", "is_pinned", Kind::Integer)
-        .nullable()
-        .sortable()
-        .filterable(),
-];
+static NOTE_COLUMNS: [Column; 7] = records::list_columns(NOTE_FIELDS);
 
-pub static NOTE_LIST: ListSpec = ListSpec {
-    table: "workspace_notes",
-    select: "id, tenant_id, title, content, blocks, tags, bot_id, project_id, is_pinned, \
-             created_by, extras, created_at, updated_at",
-    columns: NOTE_COLUMNS,
-    default_sort: "created_at",
-    default_order: Order::Desc,
-    id_column: "id",
-};
+pub static NOTE_LIST: ListSpec = records::list_spec(
+    "workspace_notes",
+    "id, tenant_id, title, content, blocks, tags, bot_id, project_id, is_pinned, created_by, \
+     extras, created_at, updated_at",
+    &NOTE_COLUMNS,
+);
 
-pub static NOTES: KindSpec = KindSpec {
-    kind: "notes",
-    schema: "WorkspaceNote",
-    table: "workspace_notes",
-    fields: NOTE_FIELDS,
-    list_sqlite: &NOTE_LIST,
-    list_postgres: &NOTE_LIST,
-    secret_purpose: "workspace.notes",
-};
+pub static NOTES: KindSpec = KindSpec::new(
+    "notes",
+    "WorkspaceNote",
+    "workspace_notes",
+    NOTE_FIELDS,
+    &NOTE_LIST,
+);
 
 static CALENDAR_FIELDS: &[Field] = &[
-    Field::new("title", T::Text(500)),
-    Field::new("description", T::LongText(10_000)),
-    Field::new("date", T::Date).column("event_date"),
-    Field::new("linked_note_id", T::Text(128)),
+    TITLE,
+    DESCRIPTION,
+    Field::new("date", T::Date)
+        .column("event_date")
+        .list(L::SORT_FILTER),
+    Field::new("linked_note_id", T::Text(128)).list(L::FILTER),
 ];
 
-static CALENDAR_COLUMNS: &[Column] = &[
-    Column::new("created_at", "created_at", Kind::Timestamp)
-        .sortable()
-        .filterable(),
-    Column::new("updated_at", "updated_at", Kind::Timestamp)
-        .sortable()
-        .filterable(),
-    Column::new("title", "title", Kind::Text)
-        .nullable()
-        .sortable()
-        .filterable()
-        .searchable(),
-    Column::new("description", "description", Kind::Text)
-        .nullable()
-        .searchable(),
-    Column::new("date", "event_date", Kind::Text)
-        .nullable()
-        .sortable()
-        .filterable(),
-    Column::new("linked_note_id", "linked_note_id", Kind::Text)
-        .nullable()
-        .filterable(),
-];
+static CALENDAR_COLUMNS: [Column; 6] = records::list_columns(CALENDAR_FIELDS);
 
-pub static CALENDAR_LIST: ListSpec = ListSpec {
-    table: "workspace_calendar_events",
-    select: "id, tenant_id, title, description, event_date, linked_note_id, extras, created_at, \
-             updated_at",
-    columns: CALENDAR_COLUMNS,
-    default_sort: "created_at",
-    default_order: Order::Desc,
-    id_column: "id",
-};
+pub static CALENDAR_LIST: ListSpec = records::list_spec(
+    "workspace_calendar_events",
+    "id, tenant_id, title, description, event_date, linked_note_id, extras, created_at, \
+     updated_at",
+    &CALENDAR_COLUMNS,
+);
 
-pub static CALENDAR: KindSpec = KindSpec {
-    kind: "calendar",
-    schema: "WorkspaceCalendarEvent",
-    table: "workspace_calendar_events",
-    fields: CALENDAR_FIELDS,
-    list_sqlite: &CALENDAR_LIST,
-    list_postgres: &CALENDAR_LIST,
-    secret_purpose: "workspace.calendar",
-};
+pub static CALENDAR: KindSpec = KindSpec::new(
+    "calendar",
+    "WorkspaceCalendarEvent",
+    "workspace_calendar_events",
+    CALENDAR_FIELDS,
+    &CALENDAR_LIST,
+);
 
 static KANBAN_FIELDS: &[Field] = &[
-    Field::new("title", T::Text(500)),
-    Field::new("description", T::LongText(10_000)),
-    Field::new("status", T::Enum(TASK_STATUSES)).default("todo"),
-    Field::new("due_date", T::Date),
-    Field::new("order", T::Int(-1_000_000_000, 1_000_000_000)).column("sort_order"),
+    TITLE,
+    DESCRIPTION,
+    Field::new("status", T::Enum(TASK_STATUSES))
+        .default("todo")
+        .list(L::SORT_FILTER),
+    Field::new("due_date", T::Date).list(L::SORT_FILTER),
+    Field::new("order", T::Int(-1_000_000_000, 1_000_000_000))
+        .column("sort_order")
+        .list(L::SORT_FILTER),
 ];
 
-static KANBAN_COLUMNS: &[Column] = &[
-    Column::new("created_at", "created_at", Kind::Timestamp)
-        .sortable()
-        .filterable(),
-    Column::new("updated_at", "updated_at", Kind::Timestamp)
-        .sortable()
-        .filterable(),
-    Column::new("title", "title", Kind::Text)
-        .nullable()
-        .sortable()
-        .filterable()
-        .searchable(),
-    Column::new("description", "description", Kind::Text)
-        .nullable()
-        .searchable(),
-    Column::new("status", "status", Kind::Enum(TASK_STATUSES))
-        .sortable()
-        .filterable(),
-    Column::new("due_date", "due_date", Kind::Text)
-        .nullable()
-        .sortable()
-        .filterable(),
-    Column::new("order", "sort_order", Kind::Integer)
-        .nullable()
-        .sortable()
-        .filterable(),
-];
+static KANBAN_COLUMNS: [Column; 7] = records::list_columns(KANBAN_FIELDS);
 
-pub static KANBAN_LIST: ListSpec = ListSpec {
-    table: "workspace_kanban_tasks",
-    select: "id, tenant_id, title, description, status, due_date, sort_order, extras, created_at, \
-             updated_at",
-    columns: KANBAN_COLUMNS,
-    default_sort: "created_at",
-    default_order: Order::Desc,
-    id_column: "id",
-};
+pub static KANBAN_LIST: ListSpec = records::list_spec(
+    "workspace_kanban_tasks",
+    "id, tenant_id, title, description, status, due_date, sort_order, extras, created_at, \
+     updated_at",
+    &KANBAN_COLUMNS,
+);
 
-pub static KANBAN: KindSpec = KindSpec {
-    kind: "kanban",
-    schema: "WorkspaceKanbanTask",
-    table: "workspace_kanban_tasks",
-    fields: KANBAN_FIELDS,
-    list_sqlite: &KANBAN_LIST,
-    list_postgres: &KANBAN_LIST,
-    secret_purpose: "workspace.kanban",
-};
-
-// ---- statements (the records kit, per kind) ----
-
-pub async fn list(
-    reader: &Reader,
-    backend: Backend,
-    kind: WorkspaceKind,
-    scope: &TenantScope,
-    params: &ListParams,
-) -> StoreResult<Page<DbRecord>> {
-    records::list(reader, backend, kind.spec(), scope, params).await
-}
-
-pub async fn get(
-    r: impl Read,
-    backend: Backend,
-    kind: WorkspaceKind,
-    scope: &TenantScope,
-    id: &str,
-) -> StoreResult<Option<DbRecord>> {
-    records::get(r, backend, kind.spec(), scope, id).await
-}
-
-pub async fn insert(
-    w: impl Write,
-    kind: WorkspaceKind,
-    scope: &TenantScope,
-    id: &str,
-    p: &Parsed,
-    now: i64,
-) -> StoreResult<()> {
-    records::insert(w, kind.spec(), scope, id, p, None, now).await
-}
-
-/// Lock the row for a read-modify-write; `false` when it does not exist.
-pub async fn lock(
-    w: impl Write,
-    kind: WorkspaceKind,
-    scope: &TenantScope,
-    id: &str,
-) -> StoreResult<bool> {
-    records::lock(w, kind.spec(), scope, id).await
-}
-
-pub async fn update(
-    w: impl Write,
-    kind: WorkspaceKind,
-    scope: &TenantScope,
-    id: &str,
-    p: &Parsed,
-    extras: &Map<String, Value>,
-    now: i64,
-) -> StoreResult<bool> {
-    records::update(w, kind.spec(), scope, id, p, extras, None, now).await
-}
-
-pub async fn delete(
-    w: impl Write,
-    kind: WorkspaceKind,
-    scope: &TenantScope,
-    id: &str,
-) -> StoreResult<bool> {
-    records::delete(w, kind.spec(), scope, id).await
-}
+pub static KANBAN: KindSpec = KindSpec::new(
+    "kanban",
+    "WorkspaceKanbanTask",
+    "workspace_kanban_tasks",
+    KANBAN_FIELDS,
+    &KANBAN_LIST,
+);

@@ -209,6 +209,7 @@ fn golden_files() {
     for (name, v, x) in golden_profiles() {
         let a = build(&cfg(v), &x);
         xmllint(&a.xml);
+        crate::ps_lint::assert_parses(&format!("{name}.setup.ps1"), &setup(&a));
         for (file, bytes) in [
             (format!("{name}.xml"), a.xml.clone()),
             (format!("{name}.setup.ps1"), a.extra_files[0].1.clone()),
@@ -619,13 +620,31 @@ fn name_collision_is_refused() {
 
 // ---------------------------------------------------------------- property
 
-fn text_strategy() -> impl Strategy<Value = String> {
-    let chars = prop::sample::select(vec![
-        'a', 'Z', '0', ' ', '.', '-', '<', '>', '&', '"', '\'', 'ü', 'ß', '日', '🚀', '\u{7}',
-        '\t', '\n', '\u{1b}',
-    ]);
-    prop::collection::vec(chars, 1..24).prop_map(|v| v.into_iter().collect())
+/// Strings from `chars`, 1..24 long.
+fn text_from(chars: Vec<char>) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(chars), 1..24).prop_map(|v| v.into_iter().collect())
 }
+
+/// Mostly text the validator accepts (XML's and PowerShell's special
+/// characters, non-ASCII), sometimes with characters it must refuse
+/// (controls), so both branches of the property run often.
+fn text_strategy(accepted: &[char]) -> impl Strategy<Value = String> {
+    let mut hostile = accepted.to_vec();
+    hostile.extend(['\u{7}', '\t', '\n', '\u{1b}']);
+    prop_oneof![
+        9 => text_from(accepted.to_vec()),
+        1 => text_from(hostile),
+    ]
+}
+
+/// Characters a display name or password may hold.
+const DISPLAY_CHARS: &[char] = &[
+    'a', 'Z', '0', ' ', '.', '-', '<', '>', '&', '"', '\'', '$', '`', 'ü', 'ß', '日', '🚀',
+];
+/// Characters a user name may hold (none of `/\[]:;|=,+*?<>"%@`).
+const USER_CHARS: &[char] = &[
+    'a', 'Z', '0', ' ', '.', '-', '&', '\'', '$', '`', 'ü', 'ß', '日',
+];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
@@ -635,9 +654,9 @@ proptest! {
     /// back exactly; one it refuses names the field.
     #[test]
     fn random_profiles_build_valid_answer_files(
-        display in text_strategy(),
-        password in text_strategy(),
-        user in text_strategy(),
+        display in text_strategy(DISPLAY_CHARS),
+        password in text_strategy(DISPLAY_CHARS),
+        user in text_strategy(USER_CHARS),
         plain in any::<bool>(),
         seed in any::<u64>(),
         index in 0u32..500,
@@ -671,6 +690,9 @@ proptest! {
                     Err(e) => panic!("{e}"),
                 };
                 check_structure(&a.xml);
+                let script = setup(&a);
+                let ps_errors = crate::ps_lint::syntax_errors(&script);
+                prop_assert!(ps_errors.is_empty(), "setup.ps1: {:?}\n{}", ps_errors, script);
                 if seed % 8 == 0 {
                     xmllint(&a.xml);
                 }
@@ -685,4 +707,38 @@ proptest! {
             }
         }
     }
+}
+
+/// The property above is only as good as its inputs: most generated
+/// profiles must pass validation (so the build-and-read-back branch runs),
+/// and some must not (so the refusal branch runs).
+#[test]
+fn property_inputs_reach_both_branches() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = (
+        text_strategy(DISPLAY_CHARS),
+        text_strategy(DISPLAY_CHARS),
+        text_strategy(USER_CHARS),
+    );
+    let (mut accepted, total) = (0, 400);
+    for _ in 0..total {
+        let (display, password, user) = strategy.new_tree(&mut runner).unwrap().current();
+        let c = cfg(json!({
+            "user": {"nameMode": "custom", "customName": user, "displayName": display,
+                     "password": password},
+            "computerName": {"mode": "random"},
+            "locale": {"timeZone": "UTC"},
+            "visualEffects": {"mode": "default"},
+            "desktopIcons": {"mode": "default"},
+            "softwareRemoval": {"mode": "random", "randomPool": ["A.B"]},
+        }));
+        if c.validate("").is_ok() {
+            accepted += 1;
+        }
+    }
+    assert!(
+        accepted * 2 > total && accepted < total,
+        "{accepted} of {total} generated profiles are valid"
+    );
 }
