@@ -47,19 +47,6 @@ pub fn seed_for(vm_uuid: &str) -> u64 {
     u64::from_be_bytes(b) & (i64::MAX as u64)
 }
 
-#[cfg(test)]
-mod tests {
-    /// Found by the VM-jobs e2e: half of all VMs had a seed above
-    /// `i64::MAX`, which the preview refuses.
-    #[test]
-    fn seeds_fit_the_preview_range() {
-        for i in 0..2_000 {
-            let uuid = format!("00000000-0000-4000-8000-{i:012}");
-            assert!(i64::try_from(super::seed_for(&uuid)).is_ok(), "{uuid}");
-        }
-    }
-}
-
 pub struct Windows {
     unattend: Arc<UnattendService>,
 }
@@ -99,5 +86,18 @@ impl Windows {
             computer_name: Some(built.computer_name),
             user_name: Some(built.user_name),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Found by the VM-jobs e2e: half of all VMs had a seed above
+    /// `i64::MAX`, which the preview refuses.
+    #[test]
+    fn seeds_fit_the_preview_range() {
+        for i in 0..2_000 {
+            let uuid = format!("00000000-0000-4000-8000-{i:012}");
+            assert!(i64::try_from(super::seed_for(&uuid)).is_ok(), "{uuid}");
+        }
     }
 }
