@@ -107,6 +107,10 @@ pub struct AgentConfig {
     /// The headless `botmox-agent run` does not read it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// How many commands `run` executes at once (default 4, 1..=64;
+    /// `run --max-concurrent-commands N` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_commands: Option<u32>,
 }
 
 fn one() -> u32 {

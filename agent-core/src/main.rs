@@ -54,6 +54,10 @@ enum Command {
         /// is cancelled (reported failed with AGENT_SHUTDOWN).
         #[arg(long, default_value_t = 20)]
         shutdown_grace_secs: u64,
+        /// How many commands run at once (1..=64; default:
+        /// `max_concurrent_commands` in config.toml, else 4).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        max_concurrent_commands: Option<u32>,
     },
     /// Show the configuration, targets, TLS modes and the runtime state.
     Status {
@@ -240,9 +244,14 @@ fn main() -> ExitCode {
     };
     if let Command::Run {
         shutdown_grace_secs,
+        max_concurrent_commands,
     } = cli.command
     {
-        return rt.block_on(run_agent(&control, shutdown_grace_secs));
+        return rt.block_on(run_agent(
+            &control,
+            shutdown_grace_secs,
+            max_concurrent_commands,
+        ));
     }
     let result = rt.block_on(run(cli.command, &control));
     match result {
@@ -294,7 +303,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_agent(control: &Control, grace: u64) -> ExitCode {
+async fn run_agent(control: &Control, grace: u64, max_concurrent: Option<u32>) -> ExitCode {
     let shutdown = CancellationToken::new();
     let s2 = shutdown.clone();
     tokio::spawn(async move {
@@ -304,6 +313,7 @@ async fn run_agent(control: &Control, grace: u64) -> ExitCode {
     });
     let mut opts = control.run_options();
     opts.shutdown_grace = std::time::Duration::from_secs(grace);
+    opts.max_concurrent_commands = max_concurrent.map(|n| n as usize);
     match runtime::run(opts, shutdown).await {
         Ok(()) => {
             eprintln!("botmox-agent stopped");
@@ -488,11 +498,11 @@ fn status(control: &Control, as_json: bool) -> Result<(), String> {
     }
     let rt = &v["runtime"];
     println!(
-        "runtime:      {} (last heartbeat {}, outbox {}, current command {})",
+        "runtime:      {} (last heartbeat {}, outbox {}, running commands {})",
         rt["connection"].as_str().unwrap_or("unknown"),
         rt["last_heartbeat_at"].as_str().unwrap_or("never"),
         rt["outbox_size"],
-        rt["current_command"]["id"].as_str().unwrap_or("none"),
+        running_ids(rt),
     );
     if let Some(e) = rt["last_error"].as_object() {
         println!(
@@ -662,4 +672,18 @@ fn diagnostics(control: &Control, output: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("wrote {}", out.path);
     Ok(())
+}
+
+/// The ids of the running commands for `status` (`none` when idle); a
+/// status file from before concurrent commands has only `current_command`.
+fn running_ids(rt: &serde_json::Value) -> String {
+    let ids: Vec<&str> = match rt["running_commands"].as_array() {
+        Some(a) if !a.is_empty() => a.iter().filter_map(|c| c["id"].as_str()).collect(),
+        _ => rt["current_command"]["id"].as_str().into_iter().collect(),
+    };
+    if ids.is_empty() {
+        "none".into()
+    } else {
+        ids.join(", ")
+    }
 }

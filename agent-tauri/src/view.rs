@@ -175,6 +175,7 @@ mod tests {
             agent_name: Some("desk-1".into()),
             last_heartbeat_at: None,
             current_command: None,
+            running_commands: vec![],
             recent_commands: vec![],
             last_error: None,
             next_retry_at: None,

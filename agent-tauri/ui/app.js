@@ -118,9 +118,15 @@
     else hb.textContent = 'never';
 
     const cc = $('status-current-command');
-    if (v.current_command) {
-      cc.textContent = v.current_command.command_type + ' (' + v.current_command.id + ', started ' +
-        fmtTime(v.current_command.started_at) + ')';
+    // every running command (the agent runs several at once); an older
+    // status has only current_command
+    const running = (v.running_commands && v.running_commands.length)
+      ? v.running_commands
+      : (v.current_command ? [v.current_command] : []);
+    if (running.length) {
+      cc.textContent = running.map(function (c) {
+        return c.command_type + ' (' + c.id + ', started ' + fmtTime(c.started_at) + ')';
+      }).join('; ');
     } else {
       cc.textContent = 'none';
     }

@@ -105,7 +105,10 @@ pub struct AgentView {
     pub agent_id: Option<String>,
     pub agent_name: Option<String>,
     pub last_heartbeat_at: Option<String>,
+    /// The oldest running command (as before concurrent commands).
     pub current_command: Option<CurrentCommand>,
+    /// Every running command, oldest first.
+    pub running_commands: Vec<CurrentCommand>,
     /// Newest first, at most [`state::MAX_RECENT`].
     pub recent_commands: Vec<RecentCommand>,
     pub last_error: Option<LastError>,
@@ -330,6 +333,7 @@ fn blank_view(control: &Control) -> AgentView {
         agent_name: server.as_ref().and_then(|s| s.agent_name.clone()),
         last_heartbeat_at: None,
         current_command: None,
+        running_commands: Vec::new(),
         recent_commands: Vec::new(),
         last_error: None,
         next_retry_at: None,
@@ -388,6 +392,7 @@ impl Task {
         if let Some(s) = &status {
             v.last_heartbeat_at = s.last_heartbeat_at.clone();
             v.current_command = s.current_command.clone();
+            v.running_commands = s.running_commands.clone();
             v.recent_commands = s.recent_commands.clone();
             v.last_error = s.last_error.clone().map(tidy);
         }
@@ -674,7 +679,9 @@ impl Task {
                 _ = self.status_rx.changed() => self.publish(),
             }
             if reload_pending && stop_reason.is_none() {
-                let idle = self.status().is_none_or(|s| s.current_command.is_none());
+                let idle = self
+                    .status()
+                    .is_none_or(|s| s.current_command.is_none() && s.running_commands.is_empty());
                 if idle {
                     stop_reason = Some(Stop::Restart);
                     token.cancel();

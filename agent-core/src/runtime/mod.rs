@@ -1,20 +1,21 @@
 //! The agent runtime loop (`botmox-agent run`), after `docs/protocol.md`:
 //!
-//! 1. recover: an in-progress record left by a crash becomes a `failed`
-//!    `AGENT_RESTARTED` report in the outbox (the command is never run twice,
-//!    see [`journal`]);
+//! 1. recover: every in-progress record left by a crash becomes a `failed`
+//!    `AGENT_RESTARTED` report in the outbox (no command is run twice, see
+//!    [`journal`]);
 //! 2. first heartbeat (retried forever with capped, jittered backoff), which
 //!    gives the intervals the server dictates; flush the outbox;
-//! 3. a heartbeat task ([`heartbeat`]) and the poll loop: long-poll
-//!    `commands/next`, run each command ([`runner`]) while renewing its
-//!    lease, report through the durable [`outbox`];
+//! 3. a heartbeat task ([`heartbeat`]) and the poll loop: while fewer than
+//!    `max_concurrent_commands` commands run, long-poll `commands/next`;
+//!    each command runs in its own task ([`runner`]) with its own lease
+//!    renewal and journal record, and reports through the durable [`outbox`];
 //! 4. `AGENT_REVOKED` (by code) or 401 from any call stops everything
 //!    ([`RuntimeError::Revoked`], [`RuntimeError::Unauthorized`]); SIGTERM/
-//!    SIGINT stop polling, let the running command finish (or cancel it
-//!    after a grace period) and flush the outbox.
+//!    SIGINT stop polling, let every running command finish (or cancel it
+//!    after a grace period), wait for all of them and flush the outbox.
 //!
 //! Files live in `<config-dir>/runtime/`: `status.json` ([`state`]),
-//! `inflight.json` ([`journal`]), `outbox/` ([`outbox`]) and `agent.lock`
+//! `inflight/` ([`journal`]), `outbox/` ([`outbox`]) and `agent.lock`
 //! ([`lock`]: one runtime per config dir, held for the life of [`run`]).
 
 pub mod api;
@@ -33,7 +34,8 @@ use std::time::Duration;
 
 use botmox_protocol::Intervals;
 use serde_json::json;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{secret_names, ConfigStore};
@@ -52,6 +54,13 @@ pub const EXIT_REVOKED: u8 = 3;
 pub const EXIT_UNAUTHORIZED: u8 = 4;
 
 pub const RUNTIME_DIR: &str = "runtime";
+
+/// Commands run at once when neither `--max-concurrent-commands` nor
+/// `max_concurrent_commands` in `config.toml` says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_COMMANDS: usize = 4;
+/// The highest accepted limit (each running command holds a Proxmox
+/// connection, a lease renewer and a journal record).
+pub const MAX_CONCURRENT_COMMANDS_LIMIT: usize = 64;
 
 pub fn runtime_dir(config_dir: &Path) -> PathBuf {
     config_dir.join(RUNTIME_DIR)
@@ -132,6 +141,20 @@ pub struct RunOptions {
     /// Where every status change is also published (the tray app keeps one
     /// sender across runtime restarts); `None`: a private channel.
     pub status_tx: Option<watch::Sender<Option<RuntimeStatus>>>,
+    /// How many commands may run at once (`--max-concurrent-commands`);
+    /// `None`: `max_concurrent_commands` of `config.toml`, else
+    /// [`DEFAULT_MAX_CONCURRENT_COMMANDS`]. Clamped to
+    /// 1..=[`MAX_CONCURRENT_COMMANDS_LIMIT`].
+    pub max_concurrent_commands: Option<usize>,
+}
+
+/// The effective limit: the option, else the config, else the default,
+/// clamped to 1..=[`MAX_CONCURRENT_COMMANDS_LIMIT`].
+pub fn concurrency_limit(option: Option<usize>, config: Option<u32>) -> usize {
+    option
+        .or(config.map(|c| c as usize))
+        .unwrap_or(DEFAULT_MAX_CONCURRENT_COMMANDS)
+        .clamp(1, MAX_CONCURRENT_COMMANDS_LIMIT)
 }
 
 impl RunOptions {
@@ -142,19 +165,29 @@ impl RunOptions {
             shutdown_grace: Duration::from_secs(20),
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 0.2),
             status_tx: None,
+            max_concurrent_commands: None,
         }
     }
 }
 
-/// Turns a crash's leftover in-progress record into an `AGENT_RESTARTED`
-/// report (see [`journal`]). Returns the affected command id.
-pub fn recover(
+/// Turns every in-progress record a crash left behind into an
+/// `AGENT_RESTARTED` report (see [`journal`]): one per record, in the outbox
+/// before the record is removed. Returns the affected command ids, oldest
+/// first.
+pub fn recover(journal: &Journal, outbox: &Outbox) -> Result<Vec<String>, durable::DurableError> {
+    let mut ids = Vec::new();
+    for rec in journal.load_all()? {
+        recover_one(journal, outbox, &rec)?;
+        ids.push(rec.command_id);
+    }
+    Ok(ids)
+}
+
+fn recover_one(
     journal: &Journal,
     outbox: &Outbox,
-) -> Result<Option<String>, durable::DurableError> {
-    let Some(rec) = journal.load()? else {
-        return Ok(None);
-    };
+    rec: &journal::InFlight,
+) -> Result<(), durable::DurableError> {
     if !outbox.contains(&rec.command_id, rec.attempt) {
         tracing::warn!(
             event_name = "agent.command.restarted",
@@ -173,8 +206,23 @@ pub fn recover(
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         })?;
     }
-    journal.clear()?;
-    Ok(Some(rec.command_id))
+    journal.end(&rec.command_id, rec.attempt)
+}
+
+/// A poll that worked after failures: the server is reachable again (the
+/// heartbeat says so too, at its next beat).
+fn back_online(state: &StateHandle) {
+    if state.get().connection == Connection::Unreachable {
+        state.set_connection(Connection::Online);
+    }
+}
+
+/// A command task that panicked: its journal record stays, so the next
+/// start reports it `AGENT_RESTARTED` (it is not run again).
+fn log_task_end(r: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = r {
+        tracing::error!(error = %e, "a command task failed; its in-progress record stays for the next start");
+    }
 }
 
 async fn sleep_or(stop: &Stop, wake: &Notify, d: Duration) {
@@ -225,7 +273,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
     };
     let outbox = Outbox::new(&rdir);
     let journal = Journal::new(&rdir);
-    if let Some(rec) = journal.load()? {
+    for rec in journal.load_all()? {
         // shown in the recent-commands list as well as reported
         state.command_finished(state::RecentCommand {
             id: rec.command_id.clone(),
@@ -237,12 +285,15 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
         });
     }
     recover(&journal, &outbox)?;
+    let max_concurrent =
+        concurrency_limit(opts.max_concurrent_commands, cfg.max_concurrent_commands);
     tracing::info!(
         event_name = "agent.runtime.started",
         server = %server.url,
         agent_id = server.agent_id.as_deref().unwrap_or(""),
         pinned = server.cert_sha256.is_some(),
         outbox = outbox.len(),
+        max_concurrent_commands = max_concurrent,
         "agent runtime started"
     );
 
@@ -266,7 +317,10 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
             let s = meta_state.get();
             json!({
                 "targets": target_ids,
+                // the oldest running command (readers from before concurrent commands)
                 "running_command": s.current_command.map(|c| c.id),
+                "running_commands": s.running_commands.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+                "max_concurrent_commands": max_concurrent,
                 "outbox": meta_outbox.len(),
                 "platform": register::platform(),
             })
@@ -314,16 +368,31 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
             opts.backoff,
         ))
     });
-    let runner = runner::Runner {
+    let runner = Arc::new(runner::Runner {
         api: api.clone(),
         targets,
         outbox: outbox.clone(),
         journal,
         state: state.clone(),
         shutdown_grace: opts.shutdown_grace,
-    };
+    });
+    // One permit per running command: the loop polls only while one is free.
+    let slots = Arc::new(Semaphore::new(max_concurrent));
+    let mut running: JoinSet<()> = JoinSet::new();
     let mut failures = 0u32;
     while !stop.token.is_cancelled() {
+        // Wait for a free slot (a command that ends frees one).
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break, // the semaphore is never closed
+            },
+            _ = stop.token.cancelled() => break,
+        };
+        // Collect the tasks that ended (their outcome is already handled).
+        while let Some(r) = running.try_join_next() {
+            log_task_end(r);
+        }
         if !outbox.is_empty() {
             // After a failure the loop's backoff is the retry: one try each.
             let budget = if failures == 0 {
@@ -331,6 +400,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
             } else {
                 RetryPolicy::single()
             };
+            // Entries a running command is delivering itself are skipped.
             match outbox.flush(&api, &budget, &stop.token).await {
                 Ok(_) => {}
                 Err(CallError::Cancelled) => break,
@@ -355,16 +425,29 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
         {
             Ok(Some(cmd)) => {
                 failures = 0;
-                if let Err(e) = runner.run(cmd, iv.lease_s, &stop).await {
-                    stop.fail(e);
-                }
+                back_online(&state);
+                let runner = runner.clone();
+                let stop = stop.clone();
+                running.spawn(async move {
+                    // the slot is free again when this task ends
+                    let _permit = permit;
+                    if let Err(e) = runner.run(cmd, iv.lease_s, &stop).await {
+                        stop.fail(e);
+                    }
+                });
             }
-            Ok(None) => failures = 0,
+            Ok(None) => {
+                failures = 0;
+                back_online(&state);
+            }
             Err(CallError::Cancelled) => break,
             Err(e) if e.is_fatal() => stop.fail(e),
             Err(e) => {
                 failures += 1;
                 let d = opts.backoff.delay(failures);
+                // With commands running, the poll is often the first call
+                // to notice an outage (before the next heartbeat).
+                state.set_connection(Connection::Unreachable);
                 state.error(&e.code(), &e.to_string());
                 tracing::warn!(
                     event_name = "agent.poll.retry",
@@ -376,6 +459,18 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
                 sleep_or(&stop, &server_back, d).await;
             }
         }
+    }
+    // Every running command finishes (each runner lets it run for the
+    // shutdown grace, then cancels it; none after a fatal answer) and puts
+    // its final report in the outbox.
+    if !running.is_empty() {
+        tracing::info!(
+            running = running.len(),
+            "stopping: waiting for the running commands"
+        );
+    }
+    while let Some(r) = running.join_next().await {
+        log_task_end(r);
     }
     if let Some(t) = hb_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -457,6 +552,82 @@ pub(crate) mod tests {
         let mut o = RunOptions::new(dir.to_path_buf(), SecretBackend::File);
         o.backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(200), 0.0);
         o
+    }
+
+    #[test]
+    fn the_concurrency_limit_comes_from_the_flag_then_the_config() {
+        assert_eq!(
+            concurrency_limit(None, None),
+            DEFAULT_MAX_CONCURRENT_COMMANDS
+        );
+        assert_eq!(concurrency_limit(None, Some(2)), 2);
+        assert_eq!(concurrency_limit(Some(7), Some(2)), 7);
+        assert_eq!(concurrency_limit(Some(0), None), 1);
+        assert_eq!(
+            concurrency_limit(None, Some(1000)),
+            MAX_CONCURRENT_COMMANDS_LIMIT
+        );
+    }
+
+    /// A crash with several commands in flight: every record becomes one
+    /// `AGENT_RESTARTED` report (an existing final report is kept), and no
+    /// record is left to run or report again.
+    #[test]
+    fn recover_reports_every_in_flight_command_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        let outbox = Outbox::new(dir.path());
+        let rec = |id: &str, attempt: u32, at: &str| journal::InFlight {
+            command_id: id.into(),
+            command_type: "proxmox.wait-task".into(),
+            attempt,
+            started_at: at.into(),
+        };
+        journal
+            .begin(&rec("c1", 1, "2026-01-01T00:00:01Z"))
+            .unwrap();
+        journal
+            .begin(&rec("c2", 2, "2026-01-01T00:00:02Z"))
+            .unwrap();
+        journal
+            .begin(&rec("c3", 1, "2026-01-01T00:00:03Z"))
+            .unwrap();
+        // c3 finished and its report is in the outbox, but the crash came
+        // before its record was removed
+        let done = OutboxEntry {
+            command_id: "c3".into(),
+            command_type: "proxmox.wait-task".into(),
+            report: botmox_protocol::CommandReport {
+                status: botmox_protocol::ReportedStatus::Succeeded,
+                attempt: 1,
+                result: Some(json!({"ok": true})),
+                error_code: None,
+                error_message: None,
+                progress: None,
+            },
+            created_at: "2026-01-01T00:00:04Z".into(),
+        };
+        outbox.put(&done).unwrap();
+
+        assert_eq!(recover(&journal, &outbox).unwrap(), ["c1", "c2", "c3"]);
+        assert!(journal.load_all().unwrap().is_empty());
+        let pending = outbox.pending();
+        assert_eq!(pending.len(), 3);
+        for (id, attempt) in [("c1", 1), ("c2", 2)] {
+            let e = &pending.iter().find(|(_, e)| e.command_id == id).unwrap().1;
+            assert_eq!(e.report.status, botmox_protocol::ReportedStatus::Failed);
+            assert_eq!(e.report.attempt, attempt);
+            assert_eq!(e.report.error_code.as_deref(), Some("AGENT_RESTARTED"));
+        }
+        let c3 = &pending
+            .iter()
+            .find(|(_, e)| e.command_id == "c3")
+            .unwrap()
+            .1;
+        assert_eq!(c3.report.status, botmox_protocol::ReportedStatus::Succeeded);
+        // a second start finds nothing left to recover
+        assert!(recover(&journal, &outbox).unwrap().is_empty());
+        assert_eq!(outbox.len(), 3);
     }
 
     #[tokio::test]

@@ -7,7 +7,9 @@
 //! diagnostics. A crash or an offline server loses nothing; redelivery is
 //! harmless because a repeated final report is a no-op on the server.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use botmox_protocol::CommandReport;
 use serde::{Deserialize, Serialize};
@@ -28,9 +30,30 @@ pub struct OutboxEntry {
     pub created_at: String,
 }
 
+/// The outbox directory. Clones share the set of entries being delivered
+/// right now ([`Outbox::claim`]), so a flush never sends an entry that a
+/// running command is delivering itself (with several commands at once, the
+/// loop's flush and a command's own delivery overlap).
 #[derive(Debug, Clone)]
 pub struct Outbox {
     dir: PathBuf,
+    busy: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// An entry being delivered; released on drop.
+#[derive(Debug)]
+pub struct Claim {
+    busy: Arc<Mutex<HashSet<PathBuf>>>,
+    path: PathBuf,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.path);
+    }
 }
 
 /// What happened to one entry.
@@ -46,7 +69,23 @@ impl Outbox {
     pub fn new(runtime_dir: &Path) -> Self {
         Outbox {
             dir: runtime_dir.join(OUTBOX_DIR),
+            busy: Arc::new(Mutex::new(HashSet::new())),
         }
+    }
+
+    /// Marks the entry at `path` as being delivered by the caller; `None`
+    /// when someone else is delivering it.
+    pub fn claim(&self, path: &Path) -> Option<Claim> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        busy.insert(path.to_path_buf()).then(|| Claim {
+            busy: self.busy.clone(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The path of the entry of `command_id` / `attempt`.
+    pub fn path_of(&self, command_id: &str, attempt: u32) -> PathBuf {
+        self.file(command_id, attempt)
     }
 
     pub fn dir(&self) -> &Path {
@@ -145,8 +184,10 @@ impl Outbox {
         }
     }
 
-    /// Delivers every pending entry in order. Stops at the first transient
-    /// or fatal error (the entry stays); returns how many were settled.
+    /// Delivers every pending entry in order, except those being delivered
+    /// by someone else right now ([`Outbox::claim`]). Stops at the first
+    /// transient or fatal error (the entry stays); returns how many were
+    /// settled.
     pub async fn flush(
         &self,
         api: &AgentApi,
@@ -155,6 +196,13 @@ impl Outbox {
     ) -> Result<usize, CallError> {
         let mut settled = 0;
         for (path, entry) in self.pending() {
+            let Some(_claim) = self.claim(&path) else {
+                continue;
+            };
+            if !path.exists() {
+                // delivered and removed by its command meanwhile
+                continue;
+            }
             match Self::deliver(api, &entry, policy, cancel).await {
                 Ok(d) => {
                     match &d {
@@ -214,6 +262,55 @@ mod tests {
             },
             created_at: at.into(),
         }
+    }
+
+    #[test]
+    fn a_claimed_entry_is_delivered_by_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::new(dir.path());
+        let shared = ob.clone();
+        let p = ob.path_of("c1", 1);
+        let claim = ob.claim(&p).expect("first claim");
+        // a clone (the loop's flush) sees it as busy
+        assert!(shared.claim(&p).is_none());
+        // other entries are free
+        assert!(shared.claim(&ob.path_of("c1", 2)).is_some());
+        drop(claim);
+        assert!(shared.claim(&p).is_some());
+        // a separate outbox (another process's view) shares nothing
+        let other = Outbox::new(dir.path());
+        let _c = ob.claim(&p).unwrap();
+        assert!(other.claim(&p).is_some());
+    }
+
+    /// The loop's flush skips an entry its command is delivering itself:
+    /// against a server that never answers, a flush that tried it would fail.
+    #[tokio::test]
+    async fn flush_skips_claimed_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::new(dir.path());
+        let path = ob.put(&entry("c1", 1, "2026-01-01")).unwrap();
+        let client = crate::http::ServerClient::new(
+            "http://127.0.0.1:1",
+            None,
+            std::time::Duration::from_secs(2),
+        )
+        .unwrap();
+        let api = AgentApi::new(client);
+        let cancel = CancellationToken::new();
+        let claim = ob.claim(&path).unwrap();
+        let settled = ob
+            .clone()
+            .flush(&api, &RetryPolicy::single(), &cancel)
+            .await
+            .unwrap();
+        assert_eq!(settled, 0);
+        assert!(path.exists(), "a skipped entry stays");
+        drop(claim);
+        // unclaimed, the flush tries it (and the unreachable server fails it)
+        let r = ob.flush(&api, &RetryPolicy::single(), &cancel).await;
+        assert!(r.is_err(), "{r:?}");
+        assert!(path.exists());
     }
 
     #[test]

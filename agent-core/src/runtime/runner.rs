@@ -1,4 +1,6 @@
-//! Runs one claimed command: records it as in progress, reports `running`,
+//! Runs one claimed command (the runtime runs up to `max_concurrent_commands`
+//! of these at once, each in its own task): records it as in progress (its
+//! own journal record), reports `running`,
 //! renews the lease every `lease_s / 3` in a separate task (so a slow
 //! report never stalls the executor), aborts the executor when the server
 //! answers `cancel_requested` (or the lease is lost, or the agent stops),
@@ -164,13 +166,11 @@ impl Runner {
             );
             return self.finish(&cmd, &started_at, report, stop).await;
         }
-        self.state.update(|s| {
-            s.current_command = Some(CurrentCommand {
-                id: cmd.id.clone(),
-                command_type: cmd.command_type.clone(),
-                attempt,
-                started_at: started_at.clone(),
-            })
+        self.state.command_started(CurrentCommand {
+            id: cmd.id.clone(),
+            command_type: cmd.command_type.clone(),
+            attempt,
+            started_at: started_at.clone(),
         });
 
         let exec_cancel = CancellationToken::new();
@@ -332,14 +332,12 @@ impl Runner {
         });
     }
 
+    /// Removes this command's in-progress record and its running entry.
     fn done(&self, cmd: &Command) {
-        if let Err(e) = self.journal.clear() {
+        if let Err(e) = self.journal.end(&cmd.id, cmd.attempt) {
             tracing::error!(command_id = %cmd.id, error = %e, "cannot clear the in-progress record");
         }
-        self.state.update(|s| {
-            s.current_command = None;
-            s.commands_finished += 1;
-        });
+        self.state.command_ended(&cmd.id, cmd.attempt);
     }
 
     /// Outbox first (durable), then clear the in-progress record, then send.
@@ -362,6 +360,10 @@ impl Runner {
             report,
             created_at: now(),
         };
+        // Claimed before it is written: the loop's flush leaves it to us.
+        let _claim = self
+            .outbox
+            .claim(&self.outbox.path_of(&entry.command_id, entry.report.attempt));
         let path = match self.outbox.put(&entry) {
             Ok(p) => Some(p),
             Err(e) => {

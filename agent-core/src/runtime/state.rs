@@ -1,5 +1,5 @@
 //! What the running agent tells `botmox-agent status`: connection state,
-//! last heartbeat, current command, the last [`MAX_RECENT`] finished
+//! last heartbeat, the running commands, the last [`MAX_RECENT`] finished
 //! commands, last error. Kept in `<config-dir>/runtime/status.json` (no
 //! secrets: error messages are redacted before they are stored) and
 //! published on a `tokio::sync::watch` channel ([`StateHandle::subscribe`])
@@ -76,7 +76,13 @@ pub struct RuntimeStatus {
     pub started_at: String,
     pub updated_at: String,
     pub last_heartbeat_at: Option<String>,
+    /// The oldest of `running_commands` (kept for readers from before
+    /// concurrent commands: the tray, `status`, scripts).
     pub current_command: Option<CurrentCommand>,
+    /// Every command running now, oldest first (at most the agent's
+    /// `max_concurrent_commands`).
+    #[serde(default)]
+    pub running_commands: Vec<CurrentCommand>,
     pub last_error: Option<LastError>,
     pub commands_finished: u64,
     /// The last [`MAX_RECENT`] finished commands, newest first (kept across
@@ -90,6 +96,9 @@ pub struct RuntimeStatus {
 pub struct StateHandle {
     path: PathBuf,
     inner: Arc<Mutex<RuntimeStatus>>,
+    /// Serialises writing `status.json` (one temp file name): concurrent
+    /// command tasks update the status at the same time.
+    write: Arc<Mutex<()>>,
     tx: watch::Sender<Option<RuntimeStatus>>,
 }
 
@@ -121,6 +130,7 @@ impl StateHandle {
             .unwrap_or_default();
         let h = StateHandle {
             path,
+            write: Arc::new(Mutex::new(())),
             tx,
             inner: Arc::new(Mutex::new(RuntimeStatus {
                 connection: Connection::Starting,
@@ -130,6 +140,7 @@ impl StateHandle {
                 updated_at: t,
                 last_heartbeat_at: None,
                 current_command: None,
+                running_commands: Vec::new(),
                 last_error: None,
                 commands_finished: 0,
                 recent_commands,
@@ -141,13 +152,16 @@ impl StateHandle {
 
     /// Applies `f` and persists the result (a failure to persist is logged;
     /// the status file is informational).
+    /// Writers take turns and each writes the latest status, so the file and
+    /// the channel never go back to an older one.
     pub fn update(&self, f: impl FnOnce(&mut RuntimeStatus)) {
-        let snapshot = {
+        {
             let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut s);
             s.updated_at = now();
-            s.clone()
-        };
+        }
+        let _turn = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = self.get();
         if let Err(e) = durable::write_json(&self.path, &snapshot) {
             tracing::warn!(error = %e, "cannot write the runtime status file");
         }
@@ -166,6 +180,26 @@ impl StateHandle {
             s.recent_commands.retain(|x| x.id != c.id);
             s.recent_commands.insert(0, c);
             s.recent_commands.truncate(MAX_RECENT);
+        });
+    }
+
+    /// Adds a running command (`current_command` stays the oldest).
+    pub fn command_started(&self, c: CurrentCommand) {
+        self.update(|s| {
+            s.running_commands
+                .retain(|x| !(x.id == c.id && x.attempt == c.attempt));
+            s.running_commands.push(c);
+            s.current_command = s.running_commands.first().cloned();
+        });
+    }
+
+    /// Removes a running command and counts it as finished.
+    pub fn command_ended(&self, id: &str, attempt: u32) {
+        self.update(|s| {
+            s.running_commands
+                .retain(|x| !(x.id == id && x.attempt == attempt));
+            s.current_command = s.running_commands.first().cloned();
+            s.commands_finished += 1;
         });
     }
 
@@ -206,20 +240,25 @@ pub fn process_alive(pid: u32) -> Option<bool> {
 }
 
 /// The `runtime` section of `status --json`: the last status the agent
-/// wrote (with `process_running`), the outbox size and the in-progress record.
+/// wrote (with `process_running`), the outbox size and the in-progress
+/// records (`in_flight`, oldest first; `in_progress` is the oldest, as before
+/// concurrent commands).
 pub fn snapshot(runtime_dir: &Path) -> Value {
     let status: Option<RuntimeStatus> = durable::read_json(&runtime_dir.join(STATUS_FILE))
         .ok()
         .flatten();
     let outbox = Outbox::new(runtime_dir).len();
-    let inflight = Journal::new(runtime_dir).load().ok().flatten();
+    let inflight = Journal::new(runtime_dir).load_all().unwrap_or_default();
+    let first = inflight.first().cloned();
     match status {
         None => json!({
             "connection": "never_started",
             "process_running": false,
+            "running_commands": [],
             "recent_commands": [],
             "outbox_size": outbox,
-            "in_progress": inflight,
+            "in_progress": first,
+            "in_flight": inflight,
         }),
         Some(s) => {
             let alive = process_alive(s.pid);
@@ -247,11 +286,13 @@ pub fn snapshot(runtime_dir: &Path) -> Value {
                 "updated_at": s.updated_at,
                 "last_heartbeat_at": s.last_heartbeat_at,
                 "current_command": s.current_command,
+                "running_commands": s.running_commands,
                 "last_error": s.last_error,
                 "commands_finished": s.commands_finished,
                 "recent_commands": s.recent_commands,
                 "outbox_size": outbox,
-                "in_progress": inflight,
+                "in_progress": first,
+                "in_flight": inflight,
             })
         }
     }
@@ -318,6 +359,111 @@ mod tests {
         assert_eq!(again.get().recent_commands.len(), MAX_RECENT);
         let other = StateHandle::new(dir.path(), Some("agent-2".into()));
         assert!(other.get().recent_commands.is_empty());
+    }
+
+    fn cur(id: &str, attempt: u32) -> CurrentCommand {
+        CurrentCommand {
+            id: id.into(),
+            command_type: "proxmox.wait-task".into(),
+            attempt,
+            started_at: now(),
+        }
+    }
+
+    #[test]
+    fn running_commands_are_all_listed_and_current_command_is_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = StateHandle::new(dir.path(), Some("a".into()));
+        h.command_started(cur("c1", 1));
+        h.command_started(cur("c2", 1));
+        h.command_started(cur("c3", 1));
+        let s = h.get();
+        let ids: Vec<&str> = s.running_commands.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c1", "c2", "c3"]);
+        assert_eq!(s.current_command.as_ref().unwrap().id, "c1");
+        // the oldest ends: current_command moves to the next
+        h.command_ended("c1", 1);
+        let s = h.get();
+        assert_eq!(s.current_command.as_ref().unwrap().id, "c2");
+        assert_eq!(s.running_commands.len(), 2);
+        assert_eq!(s.commands_finished, 1);
+        // another attempt of a running id is not the running one
+        h.command_ended("c3", 2);
+        assert_eq!(h.get().running_commands.len(), 2);
+        h.command_ended("c3", 1);
+        h.command_ended("c2", 1);
+        let s = h.get();
+        assert!(s.running_commands.is_empty());
+        assert_eq!(s.current_command, None);
+        assert_eq!(s.commands_finished, 4);
+
+        // status.json and snapshot(): every running command and record
+        h.command_started(cur("d1", 1));
+        h.command_started(cur("d2", 3));
+        let j = Journal::new(dir.path());
+        for (id, attempt, at) in [
+            ("d2", 3, "2026-01-01T00:00:02Z"),
+            ("d1", 1, "2026-01-01T00:00:01Z"),
+        ] {
+            j.begin(&super::super::journal::InFlight {
+                command_id: id.into(),
+                command_type: "proxmox.wait-task".into(),
+                attempt,
+                started_at: at.into(),
+            })
+            .unwrap();
+        }
+        let snap = snapshot(dir.path());
+        assert_eq!(snap["running_commands"][0]["id"], "d1");
+        assert_eq!(snap["running_commands"][1]["id"], "d2");
+        assert_eq!(snap["current_command"]["id"], "d1");
+        assert_eq!(snap["in_flight"].as_array().unwrap().len(), 2);
+        assert_eq!(snap["in_progress"]["command_id"], "d1");
+        assert_eq!(snap["in_flight"][1]["command_id"], "d2");
+        // a status file from before concurrent commands still reads
+        let mut old: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(STATUS_FILE)).unwrap())
+                .unwrap();
+        old.as_object_mut().unwrap().remove("running_commands");
+        let parsed: RuntimeStatus = serde_json::from_value(old).unwrap();
+        assert!(parsed.running_commands.is_empty());
+        assert_eq!(parsed.current_command.unwrap().id, "d1");
+    }
+
+    /// Command tasks update the status at the same time: every write is
+    /// whole and the file ends with the latest status.
+    #[test]
+    fn concurrent_updates_leave_the_latest_whole_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = StateHandle::new(dir.path(), Some("a".into()));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        let id = format!("t{t}-{i}");
+                        h.command_started(cur(&id, 1));
+                        h.command_ended(&id, 1);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let on_disk: RuntimeStatus =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(STATUS_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(on_disk.commands_finished, 160);
+        assert!(on_disk.running_commands.is_empty());
+        assert_eq!(on_disk, h.get());
+        assert_eq!(h.subscribe().borrow().as_ref(), Some(&h.get()));
+        // no temp file left behind
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, [STATUS_FILE]);
     }
 
     #[tokio::test]

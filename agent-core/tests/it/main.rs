@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod concurrent;
 mod e2e_actions;
 mod fuzz_entry;
 mod http;

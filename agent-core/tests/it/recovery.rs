@@ -66,9 +66,8 @@ async fn wait_finished_in_outbox(agent: &Agent, id: &str) {
         },
     )
     .await;
-    let inflight = agent.runtime_dir().join("inflight.json");
     wait_until("no in-progress record", Duration::from_secs(10), || {
-        !inflight.exists()
+        !agent.inflight_records().iter().any(|t| t.contains(id))
     })
     .await;
 }

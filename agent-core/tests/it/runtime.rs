@@ -401,6 +401,11 @@ impl Agent {
 
     /// Starts `botmox-agent run` in the background.
     pub(crate) fn spawn_run(&mut self) {
+        self.spawn_run_with(&["--shutdown-grace-secs", "2"]);
+    }
+
+    /// Starts `botmox-agent run ARGS…` in the background.
+    pub(crate) fn spawn_run_with(&mut self, run_args: &[&str]) {
         self.runs += 1;
         let out =
             std::fs::File::create(self.out_dir.join(format!("run{}.out", self.runs))).unwrap();
@@ -409,13 +414,8 @@ impl Agent {
         let child = Command::new(BIN)
             .arg("--config-dir")
             .arg(&self.dir)
-            .args([
-                "--secret-store",
-                "file",
-                "run",
-                "--shutdown-grace-secs",
-                "2",
-            ])
+            .args(["--secret-store", "file", "run"])
+            .args(run_args)
             .env_remove("BOTMOX_AGENT_LOG")
             .stdin(Stdio::null())
             .stdout(out)
@@ -492,6 +492,11 @@ impl Agent {
         self.dir.join("runtime")
     }
 
+    /// The contents of the in-progress records (`runtime/inflight/*.json`).
+    pub(crate) fn inflight_records(&self) -> Vec<String> {
+        inflight_records(&self.runtime_dir())
+    }
+
     pub(crate) fn outbox_files(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.runtime_dir().join("outbox"))
             .map(|rd| {
@@ -541,6 +546,19 @@ pub(crate) async fn paired_agent(server: &Server, sim: &PveSim) -> (Agent, Strin
     assert!(out.contains(&agent_id), "{out}");
     agent.add_sim_target(sim).await;
     (agent, agent_id, code)
+}
+
+/// The contents of the in-progress records in `runtime_dir/inflight/`.
+pub(crate) fn inflight_records(runtime_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(runtime_dir.join("inflight"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -927,9 +945,8 @@ async fn killed_mid_command_reports_once_after_restart() {
     server
         .wait_status(&id, &["running"], Duration::from_secs(20))
         .await;
-    let inflight = agent.runtime_dir().join("inflight.json");
     wait_until("the in-progress record", Duration::from_secs(10), || {
-        std::fs::read_to_string(&inflight).is_ok_and(|t| t.contains(&id))
+        agent.inflight_records().iter().any(|t| t.contains(&id))
     })
     .await;
     agent.kill9();
@@ -956,7 +973,8 @@ async fn killed_mid_command_reports_once_after_restart() {
     assert_eq!(c["error_code"], "AGENT_RESTARTED", "{c}");
     assert_eq!(c["attempt"], 1, "claimed once: {c}");
     assert!(c["result"].is_null(), "{c}");
-    assert!(!inflight.exists());
+    assert!(agent.inflight_records().is_empty());
+    assert!(!agent.runtime_dir().join("inflight.json").exists());
 
     // Release the task: nothing runs the old command again. A new command
     // goes through, and the old one is still the single failed attempt.

@@ -483,7 +483,16 @@ async fn kills_restarts_lock_timeouts_and_an_absent_agent_are_retried_not_failed
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // ... at a moment a command is in flight (the agent runs the items'
+    // short task-status polls concurrently, so it is often idle between them)
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while agent.inflight_records().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no command in flight during the clone waits"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     agent.kill9();
     // 2. the server goes down and comes back meanwhile (same database)
     server.stop().await;

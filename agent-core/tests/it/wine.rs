@@ -146,16 +146,7 @@ impl Wine {
         let t0 = Instant::now();
         // the server needs the prefix dir; wineboot then fills it
         std::fs::create_dir_all(&w.prefix).unwrap();
-        let mut server = Command::new("wineserver");
-        w.env(&mut server);
-        w.server = Some(
-            server
-                .args(["-f", "-p"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("wineserver"),
-        );
+        w.start_server();
         let mut boot = Command::new("wineboot");
         w.env(&mut boot);
         // Not piped: the system processes wineboot starts (services.exe,
@@ -175,8 +166,46 @@ impl Wine {
             std::fs::read_to_string(w.scratch.join("wineboot.err")).unwrap_or_default()
         );
         assert!(w.prefix.join("drive_c/windows/system32").is_dir());
+        // `wineboot -i` leaves TWO services.exe behind (one from before the
+        // prefix was initialised, one after): two Service Control Managers
+        // answer on the same pipe, each with its own service list, so a
+        // service created through one is unknown to the other (`sc query`
+        // 1060 one call, `sc start` 1055/1056 the next). Restart the
+        // wineserver on the initialised prefix: a plain `wineboot` then
+        // starts exactly one.
+        let mut kill = Command::new("wineserver");
+        w.env(&mut kill);
+        assert!(kill.arg("-k").status().expect("wineserver -k").success());
+        if let Some(mut old) = w.server.take() {
+            let _ = old.wait();
+        }
+        w.start_server();
+        let mut boot = Command::new("wineboot");
+        w.env(&mut boot);
+        let st = boot
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(w.scratch.join("wineboot2.log")).unwrap())
+            .stderr(std::fs::File::create(w.scratch.join("wineboot2.err")).unwrap())
+            .status()
+            .expect("wineboot");
+        assert!(st.success(), "wineboot after the restart");
         eprintln!("wine prefix ready in {:.1} s", t0.elapsed().as_secs_f64());
         w
+    }
+
+    /// A persistent wineserver for the prefix (`-p`: it outlives the
+    /// processes; `Drop` kills it).
+    fn start_server(&mut self) {
+        let mut server = Command::new("wineserver");
+        self.env(&mut server);
+        self.server = Some(
+            server
+                .args(["-f", "-p"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("wineserver"),
+        );
     }
 
     fn env(&self, c: &mut Command) {
@@ -783,7 +812,9 @@ async fn windows_agent_end_to_end_under_wine() {
     )
     .await;
     wait_until("no in-progress record", Duration::from_secs(15), || {
-        !appdata.join("runtime/inflight.json").exists()
+        !crate::runtime::inflight_records(&appdata.join("runtime"))
+            .iter()
+            .any(|t| t.contains(&id))
     })
     .await;
     agent.kill();
@@ -889,7 +920,6 @@ async fn windows_agent_end_to_end_under_wine() {
 /// (runtime `stopped`), `net start` starts it again, revoke stops it with
 /// the service-specific exit code 3, `service uninstall` removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "unfinished: under the test's persistent wineserver `sc start BotMoxAgent` fails (1056) and the service never runs; see docs/windows.md"]
 async fn windows_service_under_wine_scm() {
     let Some(src) = require(
         "wine::windows_service_under_wine_scm",
@@ -1024,7 +1054,6 @@ async fn windows_service_under_wine_scm() {
 /// uninstall stops and deletes the service and removes files, shortcut and
 /// keys but keeps the config; `/PURGE` removes the config too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "unfinished: its /SERVICE step hits the same `sc start` failure as windows_service_under_wine_scm; see docs/windows.md"]
 async fn windows_installer_under_wine() {
     let version = env!("CARGO_PKG_VERSION");
     let installer = format!("installer/botmox-agent-{version}-x64-setup.exe");

@@ -932,9 +932,9 @@ impl Orchestrator {
             (ItemStep::CloneWait, _) => {
                 let left = self.remaining_ms(ctx, item).max(1_000);
                 match &item.task_upid {
-                    // Polled (phase = poll number), not waited for: the
-                    // agent runs one command at a time, and a blocking wait
-                    // would hold it for the whole clone of one VM.
+                    // Polled (phase = poll number), not waited for: a
+                    // blocking wait would hold one of the agent's command
+                    // slots (`max_concurrent_commands`) for the whole clone.
                     Some(upid) => ("proxmox.task-status".into(), json!({"upid": upid})),
                     None => (
                         "proxmox.wait-vm-presence".into(),
