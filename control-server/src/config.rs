@@ -141,6 +141,14 @@ pub struct Settings {
     /// How often the sweeper requeues lost leases and expires commands [default: 5].
     #[arg(long, env = "BOTMOX_SWEEP_INTERVAL_SECONDS", value_name = "SECONDS")]
     pub sweep_interval_seconds: Option<u64>,
+    /// How often the heartbeat write-behind flushes agents' last-seen times
+    /// to the database, in milliseconds (10..60000) [default: 5000].
+    #[arg(long, env = "BOTMOX_HEARTBEAT_FLUSH_INTERVAL_MS", value_name = "MS")]
+    pub heartbeat_flush_interval_ms: Option<u64>,
+    /// How long a verified agent token is trusted without asking the
+    /// database, in seconds (0..300; 0: no cache) [default: 10].
+    #[arg(long, env = "BOTMOX_AGENT_AUTH_CACHE_SECONDS", value_name = "SECONDS")]
+    pub agent_auth_cache_seconds: Option<u64>,
     /// Seconds to let in-flight requests finish on shutdown [default: 30].
     #[arg(long, env = "BOTMOX_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
@@ -296,6 +304,8 @@ impl Settings {
             agent_token_ttl_days,
             agent_offline_after_seconds,
             sweep_interval_seconds,
+            heartbeat_flush_interval_ms,
+            agent_auth_cache_seconds,
         );
         self
     }
@@ -580,6 +590,25 @@ pub struct BusConfig {
     pub agent_token_ttl_days: u32,
     pub offline_after_s: u64,
     pub sweep_interval_s: u64,
+    /// Heartbeat write-behind: last-seen times reach the database at most
+    /// this long after the heartbeat (see `domains::agents::presence`).
+    pub heartbeat_flush_ms: u64,
+    /// Agent token cache lifetime (0: every request asks the database).
+    pub agent_auth_cache_s: u64,
+}
+
+impl BusConfig {
+    /// An agent is `online` while its stored last heartbeat is at most
+    /// this old: two heartbeat intervals plus one flush interval (a
+    /// heartbeat may sit in the write-behind buffer that long).
+    pub fn online_window_ms(&self) -> i64 {
+        (2 * self.heartbeat_interval_s * 1000 + self.heartbeat_flush_ms) as i64
+    }
+
+    /// Silence after which an agent is `offline` (never inside the online window).
+    pub fn offline_after_ms(&self) -> i64 {
+        (self.offline_after_s as i64 * 1000).max(self.online_window_ms())
+    }
 }
 
 impl Config {
@@ -720,6 +749,8 @@ impl Config {
             agent_token_ttl_days: s.agent_token_ttl_days.unwrap_or(30),
             offline_after_s: s.agent_offline_after_seconds.unwrap_or(600),
             sweep_interval_s: s.sweep_interval_seconds.unwrap_or(5),
+            heartbeat_flush_ms: s.heartbeat_flush_interval_ms.unwrap_or(5000),
+            agent_auth_cache_s: s.agent_auth_cache_seconds.unwrap_or(10),
         };
         if !(1..=3600).contains(&bus.heartbeat_interval_s) {
             return Err(invalid(
@@ -749,6 +780,18 @@ impl Config {
             return Err(invalid(
                 "sweep_interval_seconds",
                 "must be between 1 and 3600",
+            ));
+        }
+        if !(10..=60_000).contains(&bus.heartbeat_flush_ms) {
+            return Err(invalid(
+                "heartbeat_flush_interval_ms",
+                "must be between 10 and 60000",
+            ));
+        }
+        if bus.agent_auth_cache_s > 300 {
+            return Err(invalid(
+                "agent_auth_cache_seconds",
+                "must be between 0 and 300",
             ));
         }
         let trusted_proxy_hops = s.trusted_proxy_hops.unwrap_or(1);
@@ -897,6 +940,8 @@ impl Config {
             "agent_token_ttl_days": self.bus.agent_token_ttl_days,
             "agent_offline_after_seconds": self.bus.offline_after_s,
             "sweep_interval_seconds": self.bus.sweep_interval_s,
+            "heartbeat_flush_interval_ms": self.bus.heartbeat_flush_ms,
+            "agent_auth_cache_seconds": self.bus.agent_auth_cache_s,
             "provisioning_token_ttl_days": self.provisioning.token_ttl_days,
             "provisioning_detach_on_failure": self.provisioning.detach_on_failure,
             "provisioning_require_license": self.provisioning.require_license,

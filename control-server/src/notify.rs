@@ -11,6 +11,9 @@
 //! server. A pump task batches them instead: agent ids collected for a few
 //! milliseconds go out as one comma-separated NOTIFY, and "new events" is
 //! sent at most every 25 ms. Local wake-ups stay immediate.
+//!
+//! Revocations are announced to the other processes too (one NOTIFY each,
+//! sent before the revoke answers): they drop the agent's cached tokens.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,10 +26,21 @@ use crate::db::{Backend, Db};
 
 const AGENT_CHANNEL: &str = "botmox_agent_wake";
 const EVENT_CHANNEL: &str = "botmox_events";
+const REVOKE_CHANNEL: &str = "botmox_agent_revoked";
+
+/// A revocation announced by another process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    Agent(String),
+    /// Announcements may have been missed (the LISTEN connection was down).
+    Unknown,
+}
 
 pub struct Notifier {
     agents: Mutex<AgentWakers>,
     events: watch::Sender<u64>,
+    /// Revocations announced by other processes.
+    revoked: tokio::sync::broadcast::Sender<Revoked>,
     /// PostgreSQL only: the pump that batches outgoing NOTIFYs.
     pump: Option<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
     pg: Option<AnyPool>,
@@ -65,6 +79,7 @@ impl Notifier {
                 prune_at: 1024,
             }),
             events: watch::channel(0).0,
+            revoked: tokio::sync::broadcast::channel(1024).0,
             pump,
             pg,
         }
@@ -114,6 +129,20 @@ impl Notifier {
         }
     }
 
+    /// Revocations announced by other server processes (PostgreSQL).
+    pub fn subscribe_revocations(&self) -> tokio::sync::broadcast::Receiver<Revoked> {
+        self.revoked.subscribe()
+    }
+
+    /// Tell the other server processes that this agent was revoked (after
+    /// the commit). Sent directly, not batched: revocations are rare and
+    /// should be known elsewhere before the revoke answers.
+    pub async fn agent_revoked(&self, agent_id: &str) {
+        if let Some(pool) = &self.pg {
+            pg_notify(pool, REVOKE_CHANNEL, agent_id).await;
+        }
+    }
+
     /// PostgreSQL only: listen for other processes' notifications, forever,
     /// reconnecting with backoff.
     pub fn spawn_pg_listener(
@@ -139,8 +168,12 @@ impl Notifier {
 
     async fn listen_once(&self, url: &str) -> Result<(), sqlx::Error> {
         let mut listener = sqlx::postgres::PgListener::connect(url).await?;
-        listener.listen_all([AGENT_CHANNEL, EVENT_CHANNEL]).await?;
-        // Anything sent while we were disconnected: wake everyone once.
+        listener
+            .listen_all([AGENT_CHANNEL, EVENT_CHANNEL, REVOKE_CHANNEL])
+            .await?;
+        // Anything sent while we were disconnected: wake everyone once,
+        // forget every cached token.
+        let _ = self.revoked.send(Revoked::Unknown);
         self.bump_events_local();
         for tx in self
             .agents
@@ -160,6 +193,9 @@ impl Notifier {
                     }
                 }
                 EVENT_CHANNEL => self.bump_events_local(),
+                REVOKE_CHANNEL => {
+                    let _ = self.revoked.send(Revoked::Agent(n.payload().to_string()));
+                }
                 _ => {}
             }
         }

@@ -176,6 +176,37 @@ impl TestServer {
         s
     }
 
+    /// The running server's agents service (its heartbeat write-behind).
+    pub fn agents(&self) -> std::sync::Arc<control_server::domains::agents::AgentsService> {
+        self.running
+            .as_ref()
+            .expect("server running")
+            .agents
+            .clone()
+    }
+
+    /// Stop as a crash would (buffered heartbeats are not stored), then
+    /// start again on the same data dir and database.
+    pub async fn crash_and_restart(mut self) -> TestServer {
+        if let Some(r) = self.running.take() {
+            r.crash().await;
+        }
+        let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
+        let pg = self.pg_name.take();
+        let password = self.admin_password.clone();
+        let mut s = Self::boot(
+            self.backend,
+            self.settings.clone(),
+            axum::Router::new(),
+            data,
+            pg,
+            self.owns_database,
+        )
+        .await;
+        s.admin_password = password;
+        s
+    }
+
     /// A second, independent server process on the same database.
     pub async fn second_on_same_database(&self) -> TestServer {
         let mut settings = self.settings.clone();

@@ -3,6 +3,8 @@
 //! also authenticates agent bearer tokens ([`AgentIdentity`]) and callers
 //! that may be either ([`Caller`]).
 
+pub mod auth_cache;
+pub mod presence;
 pub mod routes;
 pub mod service;
 pub mod store;
@@ -118,8 +120,6 @@ pub struct AgentIdentity {
     pub token_id: TokenId,
     pub token_created_at: i64,
     pub token_expires_at: i64,
-    /// Connection state when this request was authenticated.
-    pub connection_state: ConnectionState,
     /// The token was rotated out (valid only for its grace period).
     pub token_rotated: bool,
 }

@@ -1,8 +1,11 @@
 //! Agent lifecycle: pairing → registration → heartbeats / token rotation →
 //! revocation. Agents authenticate with opaque `bmxa_` tokens checked against
-//! the database on every request, so a revoke takes effect at once.
+//! the database, cached for a few seconds by token hash ([`AuthCache`]); a
+//! revoke drops the cached tokens at once (here, and through NOTIFY in other
+//! processes). Heartbeats are write-behind ([`Presence`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use botmox_protocol::envelope::{self, PublicKey};
 use botmox_protocol::{
@@ -12,7 +15,11 @@ use botmox_protocol::{
 };
 use serde_json::json;
 
-use super::store::{self, AgentRow, AgentStatus, ConnectionState, NewPairing, Registration};
+use super::auth_cache::AuthCache;
+use super::presence::{fingerprint, HeartbeatPlan, Presence};
+use super::store::{
+    self, AgentRow, AgentStatus, ConnectionState, HeartbeatWrite, NewPairing, Registration,
+};
 use super::{AgentError, AgentIdentity};
 use crate::auth::secret;
 use crate::auth::{Identity, Role};
@@ -24,7 +31,7 @@ use crate::domains::accounts::AccountsService;
 use crate::domains::commands::service as commands;
 use crate::domains::events::store::NewEvent;
 use crate::domains::events::EventsService;
-use crate::notify::Notifier;
+use crate::notify::{Notifier, Revoked};
 use crate::validate::FieldErrors;
 
 /// How long a rotated-out token keeps working.
@@ -76,17 +83,18 @@ fn json_or_null(text: Option<&str>) -> Option<serde_json::Value> {
     text.and_then(|t| serde_json::from_str(t).ok())
 }
 
-/// `online` within two heartbeat intervals, `unreachable` until
-/// `offline_after`, then `offline`; `pending`/`revoked` from the lifecycle.
+/// `online` within two heartbeat intervals plus one flush interval of the
+/// stored last heartbeat (a heartbeat may wait that long in the write-behind
+/// buffer), `unreachable` until `offline_after`, then `offline`;
+/// `pending`/`revoked` from the lifecycle. Computed from the stored row
+/// only, so every server process sharing the database agrees.
 pub fn connection_state(row: &AgentRow, now: i64, cfg: &BusConfig) -> ConnectionState {
     match row.status {
         AgentStatus::Pending => ConnectionState::Pending,
         AgentStatus::Revoked => ConnectionState::Revoked,
         AgentStatus::Active => match row.last_seen_at {
-            Some(t) if now - t <= (2 * cfg.heartbeat_interval_s as i64) * 1000 => {
-                ConnectionState::Online
-            }
-            Some(t) if now - t <= cfg.offline_after_s as i64 * 1000 => ConnectionState::Unreachable,
+            Some(t) if now - t <= cfg.online_window_ms() => ConnectionState::Online,
+            Some(t) if now - t <= cfg.offline_after_ms() => ConnectionState::Unreachable,
             _ => ConnectionState::Offline,
         },
     }
@@ -124,6 +132,8 @@ pub struct AgentsService {
     accounts: Arc<AccountsService>,
     events: EventsService,
     notifier: Arc<Notifier>,
+    presence: Presence,
+    auth_cache: AuthCache,
 }
 
 impl AgentsService {
@@ -135,6 +145,8 @@ impl AgentsService {
         notifier: Arc<Notifier>,
     ) -> AgentsService {
         AgentsService {
+            presence: Presence::new(cfg.heartbeat_interval_s as i64 * 1000),
+            auth_cache: AuthCache::new(Duration::from_secs(cfg.agent_auth_cache_s)),
             db,
             cfg,
             accounts,
@@ -362,24 +374,34 @@ impl AgentsService {
     }
 
     /// Verify an agent bearer token; a revoked agent is refused by name.
+    /// Live tokens of active agents are cached briefly ([`AuthCache`]).
     pub async fn authenticate(&self, token: &str) -> Result<AgentIdentity, AgentError> {
         if !token.starts_with(AGENT_TOKEN_PREFIX) {
             return Err(AgentError::AgentTokenInvalid);
         }
-        let t = store::find_token(self.db.reader(), &secret::hash_token(token), now_ms())
+        let hash = secret::hash_token(token);
+        let now = now_ms();
+        if let Some(agent) = self.auth_cache.get(&hash, now) {
+            return Ok(agent);
+        }
+        let generation = self.auth_cache.generation();
+        let t = store::find_token(self.db.reader(), &hash, now)
             .await?
             .ok_or(AgentError::AgentTokenInvalid)?;
         match t.status {
-            AgentStatus::Active => Ok(AgentIdentity {
-                agent_id: t.agent_id,
-                tenant_id: t.tenant_id,
-                owner_user_id: t.owner_user_id,
-                token_id: t.token_id,
-                token_created_at: t.token_created_at,
-                token_expires_at: t.token_expires_at,
-                connection_state: t.connection_state,
-                token_rotated: t.rotated_at.is_some(),
-            }),
+            AgentStatus::Active => {
+                let agent = AgentIdentity {
+                    agent_id: t.agent_id,
+                    tenant_id: t.tenant_id,
+                    owner_user_id: t.owner_user_id,
+                    token_id: t.token_id,
+                    token_created_at: t.token_created_at,
+                    token_expires_at: t.token_expires_at,
+                    token_rotated: t.rotated_at.is_some(),
+                };
+                self.auth_cache.insert(hash, &agent, generation);
+                Ok(agent)
+            }
             AgentStatus::Revoked => Err(AgentError::AgentRevoked),
             AgentStatus::Pending => Err(AgentError::AgentTokenInvalid),
         }
@@ -410,21 +432,34 @@ impl AgentsService {
         };
         f.into_fields().map_err(AgentError::Validation)?;
         let now = now_ms();
-        let active = store::heartbeat(
-            self.db.writer(),
-            &agent.agent_id,
-            req.version.as_deref(),
-            metadata.as_deref(),
-            now,
-        )
-        .await?;
-        if !active {
-            return Err(AgentError::AgentRevoked);
-        }
-        if agent.connection_state != ConnectionState::Online {
-            if let Some(row) = store::get(self.db.reader(), &agent.scope(), &agent.agent_id).await?
+        let version_fp = fingerprint(req.version.as_deref());
+        let metadata_fp = fingerprint(metadata.as_deref());
+        let plan = self
+            .presence
+            .plan(&agent.agent_id, now, version_fp, metadata_fp);
+        if plan == HeartbeatPlan::WriteThrough {
+            match store::heartbeat(
+                self.db.writer(),
+                &agent.agent_id,
+                req.version.as_deref(),
+                metadata.as_deref(),
+                now,
+            )
+            .await?
             {
-                self.event("online", &row).await?;
+                HeartbeatWrite::NotActive => {
+                    self.presence.forget(&agent.agent_id);
+                    return Err(AgentError::AgentRevoked);
+                }
+                HeartbeatWrite::CameOnline(row) => {
+                    self.presence
+                        .written(&agent.agent_id, now, version_fp, metadata_fp);
+                    self.event("online", &row).await?;
+                }
+                HeartbeatWrite::Seen => {
+                    self.presence
+                        .written(&agent.agent_id, now, version_fp, metadata_fp);
+                }
             }
         }
         let lifetime = agent.token_expires_at - agent.token_created_at;
@@ -459,6 +494,8 @@ impl AgentsService {
         let (token, expires_at) = self.issue_agent_token(&mut tx, &row, now).await?;
         self.record_event(&mut tx, "token_rotated", &row).await?;
         tx.commit().await?;
+        // The presented token is rotated out now: not served from the cache.
+        self.auth_cache.invalidate_agent(&agent.agent_id);
         self.events.notify().await;
         Ok(RotateTokenResponse {
             agent_token: token,
@@ -612,6 +649,12 @@ impl AgentsService {
         }
         self.record_event(&mut tx, "revoked", &row).await?;
         tx.commit().await?;
+        // Its next request anywhere is refused: no cached token here, none
+        // in other processes once the NOTIFY arrives; nothing buffered of it
+        // is flushed.
+        self.auth_cache.invalidate_agent(&row.id);
+        self.presence.forget(&row.id);
+        self.notifier.agent_revoked(row.id.as_str()).await;
         self.events.notify().await;
         self.notifier.wake_agent(row.id.as_str()).await;
         tracing::info!(agent_id = %row.id, by = %caller.user_id.as_str().escape_debug(), "agent revoked");
@@ -633,11 +676,10 @@ impl AgentsService {
     /// Move silent agents to unreachable/offline; records an event for each
     /// change. Returns how many changed.
     pub async fn sweep_connection_states(&self, now: i64) -> StoreResult<usize> {
-        let hb_ms = self.cfg.heartbeat_interval_s as i64 * 1000;
         let changed = store::sweep_connection_states(
             self.db.writer(),
-            now - 2 * hb_ms,
-            now - self.cfg.offline_after_s as i64 * 1000,
+            now - self.cfg.online_window_ms(),
+            now - self.cfg.offline_after_ms(),
             now,
         )
         .await?;
@@ -645,5 +687,58 @@ impl AgentsService {
             self.event(row.connection_state.as_str(), row).await?;
         }
         Ok(changed.len())
+    }
+
+    /// Store every buffered heartbeat in one statement. On failure they stay
+    /// buffered for the next flush.
+    pub async fn flush_heartbeats(&self) -> StoreResult<usize> {
+        let batch = self.presence.pending();
+        if !batch.is_empty() {
+            store::flush_last_seen(self.db.writer(), self.db.backend(), &batch).await?;
+            self.presence.stored(&batch);
+        }
+        self.presence.flush_done();
+        Ok(batch.len())
+    }
+
+    /// Counts completed heartbeat flushes (tests wait for one).
+    pub fn subscribe_flushes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.presence.subscribe_flushes()
+    }
+
+    /// The write-behind flusher: flushes buffered heartbeats every
+    /// `heartbeat_flush_ms` and drops cached tokens of agents revoked by
+    /// other processes, until aborted. The server flushes once more on
+    /// graceful shutdown.
+    pub fn spawn_write_behind(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let mut revoked = self.notifier.subscribe_revocations();
+        tokio::spawn(async move {
+            let period = Duration::from_millis(self.cfg.heartbeat_flush_ms);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = self.flush_heartbeats().await {
+                            tracing::warn!(error = %e, "heartbeat flush failed; retrying next interval");
+                        }
+                    }
+                    r = revoked.recv() => match r {
+                        Ok(Revoked::Agent(id)) => {
+                            let id = AgentId::from(id);
+                            self.auth_cache.invalidate_agent(&id);
+                            self.presence.forget(&id);
+                        }
+                        Ok(Revoked::Unknown)
+                        | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            self.auth_cache.clear();
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            revoked = self.notifier.subscribe_revocations();
+                        }
+                    },
+                }
+            }
+        })
     }
 }

@@ -239,27 +239,99 @@ pub async fn list(
     list::fetch(reader, backend, &AGENT_LIST, scope, &fixed, params).await
 }
 
-/// Record a heartbeat. `false` if the agent is not active (revoked meanwhile).
+/// What writing a heartbeat did.
+#[derive(Debug)]
+pub enum HeartbeatWrite {
+    /// The agent was not `online` before: here is its row, now online.
+    CameOnline(Box<AgentRow>),
+    /// Recorded; the agent was online already.
+    Seen,
+    /// The agent is not active (revoked meanwhile).
+    NotActive,
+}
+
+/// Write a heartbeat now (the write-through path of the presence buffer).
+/// `last_seen_at` never moves backwards (another process may have stored a
+/// later one); absent version/metadata keep the stored ones.
 pub async fn heartbeat(
     mut w: impl Write,
     agent_id: &AgentId,
     version: Option<&str>,
     metadata: Option<&str>,
     now: i64,
-) -> StoreResult<bool> {
-    Ok(sqlx::query(
-        "UPDATE agents SET last_seen_at = $1, connection_state = 'online', updated_at = $1,
-            version = COALESCE($2, version), metadata = COALESCE($3, metadata)
-         WHERE id = $4 AND status = 'active'",
-    )
+) -> StoreResult<HeartbeatWrite> {
+    const SET: &str = "last_seen_at = CASE WHEN last_seen_at > $1 THEN last_seen_at ELSE $1 END,
+            updated_at = $1, version = COALESCE($2, version), metadata = COALESCE($3, metadata)";
+    let came_online = sqlx::query_as::<_, AgentRow>(&format!(
+        "UPDATE agents SET {SET}, connection_state = 'online'
+         WHERE id = $4 AND status = 'active' AND connection_state <> 'online' RETURNING {COLUMNS}"
+    ))
+    .bind(now)
+    .bind(version)
+    .bind(metadata)
+    .bind(agent_id.as_str())
+    .fetch_optional(w.exec())
+    .await?;
+    if let Some(row) = came_online {
+        return Ok(HeartbeatWrite::CameOnline(Box::new(row)));
+    }
+    let n = sqlx::query(&format!(
+        "UPDATE agents SET {SET} WHERE id = $4 AND status = 'active'"
+    ))
     .bind(now)
     .bind(version)
     .bind(metadata)
     .bind(agent_id.as_str())
     .execute(w.exec())
     .await?
-    .rows_affected()
-        == 1)
+    .rows_affected();
+    Ok(if n == 1 {
+        HeartbeatWrite::Seen
+    } else {
+        HeartbeatWrite::NotActive
+    })
+}
+
+/// Store buffered last-seen times, all in one statement: the batch travels
+/// as one JSON parameter (`[{"id":…,"seen":…}]`; sqlx's `Any` driver binds
+/// no arrays). Active agents only; a time never moves backwards, so
+/// processes flushing the same agent cannot undo each other. Returns the
+/// rows changed.
+pub async fn flush_last_seen(
+    mut w: impl Write,
+    backend: Backend,
+    batch: &[(AgentId, i64)],
+) -> StoreResult<u64> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let json = serde_json::Value::Array(
+        batch
+            .iter()
+            .map(|(id, seen)| serde_json::json!({"id": id.as_str(), "seen": seen}))
+            .collect(),
+    )
+    .to_string();
+    let sql = match backend {
+        Backend::Postgres => {
+            "UPDATE agents AS a SET last_seen_at = u.seen, updated_at = GREATEST(a.updated_at, u.seen)
+             FROM jsonb_to_recordset($1::jsonb) AS u(id text, seen bigint)
+             WHERE a.id = u.id AND a.status = 'active'
+               AND (a.last_seen_at IS NULL OR a.last_seen_at < u.seen)"
+        }
+        Backend::Sqlite => {
+            "UPDATE agents SET last_seen_at = u.seen, updated_at = MAX(agents.updated_at, u.seen)
+             FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.seen') AS seen
+                   FROM json_each($1)) AS u
+             WHERE agents.id = u.id AND agents.status = 'active'
+               AND (agents.last_seen_at IS NULL OR agents.last_seen_at < u.seen)"
+        }
+    };
+    Ok(sqlx::query(sql)
+        .bind(json)
+        .execute(w.exec())
+        .await?
+        .rows_affected())
 }
 
 pub async fn revoke(
@@ -380,8 +452,6 @@ pub struct TokenAgent {
     pub owner_user_id: Option<UserId>,
     #[sqlx(try_from = "String")]
     pub status: AgentStatus,
-    #[sqlx(try_from = "String")]
-    pub connection_state: ConnectionState,
     /// Set once the token was rotated out (it lives on for a grace period).
     pub rotated_at: Option<i64>,
 }
@@ -396,7 +466,7 @@ pub async fn find_token(
 ) -> StoreResult<Option<TokenAgent>> {
     Ok(sqlx::query_as::<_, TokenAgent>(
         "SELECT t.id AS token_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at,
-                t.rotated_at, a.id AS agent_id, a.tenant_id, a.owner_user_id, a.status, a.connection_state
+                t.rotated_at, a.id AS agent_id, a.tenant_id, a.owner_user_id, a.status
          FROM agent_tokens t JOIN agents a ON a.id = t.agent_id JOIN tenants n ON n.id = a.tenant_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2
            AND n.disabled_at IS NULL",
