@@ -30,7 +30,7 @@ pub enum Command {
     CheckConfig(Settings),
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
-    /// Manage tenants, users and API tokens (works while the server runs).
+    /// Manage tenants, users, API tokens, secrets and agents (works while the server runs).
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -58,6 +58,51 @@ pub enum AdminCommand {
     Secret {
         #[command(subcommand)]
         command: SecretCommand,
+    },
+    /// Agents: pair, list, revoke (acting as the tenant's first active admin).
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create a pairing and print its bundle, its `botmox://` link and the
+    /// agent's page in the web console.
+    Pair {
+        /// The tenant the agent joins.
+        #[arg(long)]
+        tenant: String,
+        /// A name for people (1-200 characters).
+        #[arg(long)]
+        name: String,
+        /// The owner's e-mail (a user of the tenant) [default: the acting admin].
+        #[arg(long)]
+        owner: Option<String>,
+        /// How long the pairing code is valid, 5-1440 [default: 15].
+        #[arg(long)]
+        expires_minutes: Option<u32>,
+        /// The URL agents use [default: `public_url` of the configuration,
+        /// else the `listen` address].
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// List agents.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke an agent: its token stops working, its queued commands are cancelled.
+    Revoke {
+        /// The agent's id.
+        id: String,
+        /// The agent's tenant [default: looked up from the id].
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Why (kept with the agent, up to 500 characters).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 

@@ -9,6 +9,8 @@
 //!   ids, text enums, the list-query kit, storage errors
 //! * [`auth`] — identities, roles, token/password primitives, external JWT,
 //!   sign-in throttling
+//! * [`console`] — the web console: server-rendered pages under `/console`
+//!   (askama templates, embedded assets, the session cookie's sign-in)
 //! * [`objects`] — the object store (local files or S3) and its signed URLs
 //! * [`notify`] — wake-ups for long polls and event streams (in-process and
 //!   PostgreSQL `LISTEN/NOTIFY`); [`sweeper`] — the reliability sweeper
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod domains;

@@ -10,6 +10,7 @@ use axum_server::Handle;
 
 use crate::config::{Config, MetricsMode, TlsMode};
 use crate::db::Db;
+use crate::domains::agents::AgentsService;
 use crate::http::ratelimit::RateLimits;
 use crate::state::{AppState, Services};
 use crate::{bootstrap, http, sweeper, telemetry, tls};
@@ -23,8 +24,11 @@ pub struct RunningServer {
     pub initial_password_file: Option<std::path::PathBuf>,
     pub handle: Handle<SocketAddr>,
     pub db: Db,
+    /// The agents service (its heartbeat write-behind is flushed on shutdown).
+    pub agents: Arc<AgentsService>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// Sweeper, LISTEN task, limiter pruning: stopped with the server.
+    /// Sweeper, heartbeat flusher, LISTEN task, limiter pruning: stopped
+    /// with the server.
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -39,15 +43,33 @@ impl RunningServer {
         self.wait().await
     }
 
-    /// Wait until the server stops (after a shutdown was requested).
+    /// Wait until the server stops (after a shutdown was requested), then
+    /// store the buffered heartbeats and close the pool.
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.task.await;
         for t in &self.background {
             t.abort();
         }
+        match self.agents.flush_heartbeats().await {
+            Ok(n) => tracing::info!(agents = n, "stored buffered heartbeats"),
+            Err(e) => tracing::warn!(error = %e, "could not store buffered heartbeats"),
+        }
         self.db.close().await;
         result??;
         Ok(())
+    }
+
+    /// Stop at once as a crash would: no draining, buffered heartbeats are
+    /// not stored (tests of the write-behind's crash semantics).
+    #[doc(hidden)]
+    pub async fn crash(self) {
+        self.handle.shutdown();
+        self.task.abort();
+        for t in &self.background {
+            t.abort();
+        }
+        let _ = self.task.await;
+        self.db.close().await;
     }
 }
 
@@ -68,6 +90,7 @@ pub async fn start_with(
     extra: axum::Router<AppState>,
 ) -> anyhow::Result<RunningServer> {
     install_crypto_provider();
+    raise_nofile_limit();
     let db = Db::connect(&cfg.database_url).await?;
     db.migrate().await?;
     tracing::info!(backend = db.backend().as_str(), "database ready");
@@ -106,6 +129,9 @@ pub async fn start_with(
         services.provisioning.clone(),
         Duration::from_secs(cfg.bus.sweep_interval_s),
     )];
+    // Heartbeat write-behind: stores buffered last-seen times every
+    // `heartbeat_flush_interval_ms` (and `wait` once more at shutdown).
+    background.push(services.agents.clone().spawn_write_behind());
     // The VM jobs' orchestrator: resumes every unfinished job from the
     // database, then advances them as commands and guests report.
     background.push(
@@ -120,6 +146,7 @@ pub async fn start_with(
     {
         background.push(listener);
     }
+    let agents = services.agents.clone();
     let state = AppState {
         accounts: services.accounts,
         agents: services.agents,
@@ -179,6 +206,7 @@ pub async fn start_with(
         }
     }));
     tracing::info!("listening on {scheme}://{addr}");
+    tracing::info!("web console: {scheme}://{addr}/console");
     Ok(RunningServer {
         addr,
         scheme,
@@ -186,9 +214,45 @@ pub async fn start_with(
         initial_password_file,
         handle,
         db,
+        agents,
         task,
         background,
     })
+}
+
+/// Raise the soft open-file limit to the hard one: every agent's long poll
+/// holds a connection, and the default soft limit (often 1024) would refuse
+/// connections long before the machine runs out of anything. Logged either
+/// way; systemd's `LimitNOFILE` sets the hard limit (docs/operations.md).
+fn raise_nofile_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let before = getrlimit(Resource::Nofile);
+        let (soft, hard) = (before.current, before.maximum);
+        // `None` is unlimited; the soft limit never exceeds the hard one.
+        if soft != hard {
+            let raised = rustix::process::Rlimit {
+                current: hard,
+                maximum: hard,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => tracing::info!(
+                    from = ?soft,
+                    to = ?hard,
+                    "raised the open-file limit (RLIMIT_NOFILE) to its hard limit"
+                ),
+                Err(e) => tracing::warn!(
+                    soft = ?soft,
+                    hard = ?hard,
+                    error = %e,
+                    "could not raise the open-file limit (RLIMIT_NOFILE)"
+                ),
+            }
+        } else {
+            tracing::info!(limit = ?soft, "open-file limit (RLIMIT_NOFILE) is already at its hard limit");
+        }
+    }
 }
 
 /// Serve until SIGINT/SIGTERM, then shut down gracefully.

@@ -7,7 +7,9 @@
 //!   role and hands back the [`TenantScope`] all queries must use.
 //! * [`secret`], [`jwt`], [`throttle`]: token and password primitives,
 //!   external JWT verification, sign-in throttling.
+//! * [`cookie`]: the web console's session cookie and CSRF token.
 
+pub mod cookie;
 pub mod jwt;
 pub mod secret;
 pub mod throttle;
@@ -33,6 +35,8 @@ pub enum AuthError {
     NotAgentToken,
     #[error("role `{0}` is required")]
     Forbidden(&'static str),
+    #[error("a cookie-authenticated write needs the session's CSRF token")]
+    CsrfToken,
 }
 
 /// Tenant roles are ordered (viewer < operator < admin); `Infra` is the
@@ -162,6 +166,12 @@ impl Identity {
 /// case-insensitive).
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
     bearer_from_headers(&parts.headers)
+}
+
+/// The token a request authenticates with: the bearer token, else the
+/// console session cookie (see [`cookie`]).
+pub fn credential_from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
+    bearer_from_headers(headers).or_else(|| cookie::session_from_headers(headers))
 }
 
 /// [`bearer_token`] from a header map.

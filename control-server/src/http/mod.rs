@@ -301,7 +301,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/docs/openapi.json", doc),
-        );
+        )
+        .merge(crate::console::routes());
     if state.cfg.metrics != MetricsMode::Off {
         app = app.route("/metrics", get(metrics));
     }

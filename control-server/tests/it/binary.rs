@@ -541,3 +541,150 @@ async fn finding_8_logged_user_strings_are_escaped() {
     );
     stop(s);
 }
+
+// ------------------------------------------------- admin agent (issue #14)
+
+backend_tests!(admin_agent_pair_list_and_revoke);
+
+/// `control-server admin agent …` on a test server's database and data dir,
+/// with a configuration file that names the server's real URL.
+fn agent_cli(s: &crate::common::TestServer, args: &[&str]) -> (bool, String, String) {
+    let cfg = s.data.path().join("cli.toml");
+    std::fs::write(
+        &cfg,
+        format!("tls = \"off\"\npublic_url = \"{}\"\n", s.url("")),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["admin", "agent"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(s.data.path())
+        .arg("--database-url")
+        .arg(s.database_url())
+        .arg("--config")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run control-server admin agent");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The value of the `key:` line of the CLI's output.
+#[track_caller]
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key}: line in {out}"))
+        .trim()
+}
+
+async fn admin_agent_pair_list_and_revoke(b: crate::common::Backend) {
+    use botmox_protocol::PairingBundle;
+    let s = crate::common::TestServer::start(b).await;
+    let infra = s.admin_token().await;
+    let admin = s.tenant_with_admin(&infra, "cliag").await;
+    let (op_id, op) = s.user(&admin, "op@cliag.test", "operator").await;
+
+    // Refused: unknown tenant, unknown owner, an owner of another tenant,
+    // an expiry out of range; nothing is created.
+    let pair = |extra: &[&str]| {
+        let mut args = vec!["pair", "--tenant", "cliag", "--name", "rack-1"];
+        args.extend_from_slice(extra);
+        agent_cli(&s, &args)
+    };
+    let (ok, _, err) = agent_cli(&s, &["pair", "--tenant", "nope", "--name", "x"]);
+    assert!(!ok && err.contains("no tenant nope"), "{err}");
+    let (ok, _, err) = pair(&["--owner", "ghost@cliag.test"]);
+    assert!(
+        !ok && err.contains("no user with e-mail ghost@cliag.test"),
+        "{err}"
+    );
+    let (ok, _, err) = pair(&["--owner", "admin@localhost"]);
+    assert!(!ok && err.contains("not a user of tenant cliag"), "{err}");
+    let (ok, _, err) = pair(&["--expires-minutes", "2"]);
+    assert!(!ok && err.contains("expires_in_minutes"), "{err}");
+    let listed = s.get("/api/v1/agents", Some(&admin)).await;
+    assert_eq!(listed.body["meta"]["total"], 0, "{}", listed.body);
+
+    // Pair for the operator: bundle, link and console page of one agent.
+    let (ok, out, err) = pair(&["--owner", "op@cliag.test", "--expires-minutes", "30"]);
+    assert!(ok, "{err}");
+    let id = line(&out, "agent").to_string();
+    let bundle = line(&out, "bundle");
+    assert_eq!(line(&out, "link"), format!("botmox://pair?bundle={bundle}"));
+    assert_eq!(
+        line(&out, "console"),
+        s.url(&format!("/console/agents/{id}"))
+    );
+    let decoded = PairingBundle::decode(bundle).unwrap();
+    assert_eq!(decoded.server_url, s.url(""));
+    assert_eq!(decoded.server_cert_sha256, None);
+    let got = s.get(&format!("/api/v1/agents/{id}"), Some(&op)).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.body["data"]["owner_user_id"], op_id.as_str());
+    assert_eq!(got.body["data"]["status"], "pending");
+    assert_eq!(got.body["data"]["name"], "rack-1");
+    assert_eq!(
+        got.body["data"]["pairing_expires_at"],
+        line(&out, "expires")
+    );
+    // The bundle's code registers the agent.
+    let r = s
+        .post(
+            "/api/v1/agents/register",
+            None,
+            json!({"pairing_code": decoded.pairing_code, "machine_name": "pve-1", "version": "0.1.0", "platform": "linux", "capabilities": ["proxmox"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["data"]["agent"]["id"], id.as_str());
+
+    // Without --owner the acting admin owns it.
+    let (ok, out2, err) = agent_cli(&s, &["pair", "--tenant", "cliag", "--name", "rack-2"]);
+    assert!(ok, "{err}");
+    let id2 = line(&out2, "agent").to_string();
+    assert!(err.contains("by admin@cliag.test"), "{err}");
+
+    // List: one tenant, and all tenants.
+    let (ok, list, err) = agent_cli(&s, &["list", "--tenant", "cliag"]);
+    assert!(ok, "{err}");
+    let row = |id: &str| {
+        list.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} not in {list}"))
+            .to_string()
+    };
+    let r1 = row(&id);
+    assert!(
+        r1.contains("rack-1") && r1.contains(" active ") && r1.ends_with("op@cliag.test"),
+        "{r1}"
+    );
+    assert!(row(&id2).contains(" pending ") && row(&id2).ends_with("admin@cliag.test"));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    let (ok, all, _) = agent_cli(&s, &["list"]);
+    assert!(ok && all.contains(&id) && all.contains(&id2), "{all}");
+    let (ok, _, err) = agent_cli(&s, &["list", "--tenant", "nope"]);
+    assert!(!ok && err.contains("no tenant nope"), "{err}");
+
+    // Revoke: refused in another tenant and for an unknown id; then done, once.
+    let (ok, _, err) = agent_cli(&s, &["revoke", &id, "--tenant", "default"]);
+    assert!(!ok && err.contains("AGENT_NOT_FOUND"), "{err}");
+    let (ok, _, err) = agent_cli(&s, &["revoke", "no-such-agent"]);
+    assert!(
+        !ok && err.contains("no agent with id no-such-agent"),
+        "{err}"
+    );
+    let (ok, out, err) = agent_cli(&s, &["revoke", &id, "--reason", "decommissioned"]);
+    assert!(ok && out.contains(&format!("revoked agent {id}")), "{err}");
+    let got = s.get(&format!("/api/v1/agents/{id}"), Some(&admin)).await;
+    assert_eq!(got.body["data"]["status"], "revoked");
+    assert_eq!(got.body["data"]["revoke_reason"], "decommissioned");
+    let (ok, _, err) = agent_cli(&s, &["revoke", &id, "--tenant", "cliag"]);
+    assert!(!ok && err.contains("ALREADY_REVOKED"), "{err}");
+    s.stop().await;
+}

@@ -17,11 +17,17 @@ mod binary;
 mod bots;
 /// Agents and the command bus end to end.
 mod bus;
+/// The web console: pages per role, cookie session, CSRF, event stream with
+/// the cookie, assets and CSP (issue #14, the fast ring without a browser).
+mod console;
 /// External (Supabase-compatible) JWTs.
 mod external_jwt;
 /// Finance operations and the daily statistics computed in SQL, against
 /// a reference (issue #16).
 mod finance;
+/// Heartbeat write-behind and the agent token cache: buffered heartbeats,
+/// flushes, crash and shutdown, revocation, two servers (issue #15).
+mod heartbeats;
 /// Licensing: tenant licenses, entitlements, the lease check chain, heartbeats
 /// up to the maximum lifetime, revocation, signed and hashed lease tokens (issue #13).
 mod licensing;

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{bearer_token, AuthError, Identity};
+use crate::auth::{bearer_token, cookie, AuthError, Identity};
 use crate::db::StoreError;
 use crate::http::codes;
 use crate::http::error::ApiError;
@@ -106,13 +106,25 @@ impl From<AccountError> for ApiError {
     }
 }
 
-/// A user caller, verified from its bearer token (once per request).
+/// A user caller, verified from its bearer token (once per request), or
+/// from the console session cookie when there is no bearer token: then a
+/// write must carry the session's CSRF token (`auth::cookie`).
 impl FromRequestParts<AppState> for Identity {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(id) = parts.extensions.get::<Identity>() {
             return Ok(id.clone());
+        }
+        let cookie = match bearer_token(parts) {
+            Some(_) => None,
+            None => cookie::session_from_headers(&parts.headers),
+        };
+        if let Some(session) = cookie {
+            let identity = state.accounts.verify_bearer(session).await?;
+            cookie::check_csrf(&parts.method, &parts.headers, session)?;
+            parts.extensions.insert(identity.clone());
+            return Ok(identity);
         }
         let token = bearer_token(parts).ok_or(AuthError::MissingToken)?;
         let identity = state.accounts.verify_bearer(token).await?;

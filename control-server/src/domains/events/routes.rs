@@ -62,7 +62,8 @@ pub async fn events(
     };
     let filter = filter_for(&caller, q.agent_id, q.command_id, q.job_id)?;
     let slot = state.events.open_stream(&caller)?;
-    let token = crate::auth::bearer_from_headers(&headers)
+    // The bearer token, or the console cookie (EventSource cannot send headers).
+    let token = crate::auth::credential_from_headers(&headers)
         .unwrap_or_default()
         .to_string();
     let still_allowed = still_allowed(&state, &caller, token);
@@ -87,9 +88,9 @@ pub async fn events(
     Ok(resp)
 }
 
-/// Re-verify the stream's bearer token: the stream ends when it no longer
-/// verifies (logout, revoke, user or tenant disabled, agent revoked) or the
-/// user's role changed. A database hiccup does not end it.
+/// Re-verify the stream's bearer token (or console cookie): the stream ends
+/// when it no longer verifies (logout, revoke, user or tenant disabled, agent
+/// revoked) or the user's role changed. A database hiccup does not end it.
 fn still_allowed(state: &AppState, caller: &Caller, token: String) -> StillAllowed {
     match caller {
         Caller::User(u) => {
