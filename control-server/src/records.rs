@@ -608,7 +608,8 @@ fn bind<'q>(
     match c.clone() {
         Cell::Text(t) => q.bind(t),
         Cell::Int(n) => q.bind(n),
-        Cell::Float(x) => q.bind(x),
+        Cell::Float(Some(x)) => q.bind(x),
+        Cell::Float(None) => q.bind(crate::db::NULL_DOUBLE),
     }
 }
 

@@ -21,6 +21,14 @@ pub use error::{StoreError, StoreResult};
 pub use scope::TenantScope;
 pub use time::{ms_to_rfc3339, new_id, now_ms};
 
+/// Bind this for a NULL double. sqlx 0.8's `Any` driver sends a
+/// `None::<f64>` to PostgreSQL as a FLOAT4 NULL (its Real/Double mapping is
+/// swapped); a DOUBLE PRECISION parameter refuses that, and worse, a
+/// statement first prepared with it keeps FLOAT4 for that parameter, so the
+/// next execution that binds a real `f64` fails ("incorrect binary data
+/// format"). `None::<f32>` arrives as FLOAT8 there and as NULL on SQLite.
+pub const NULL_DOUBLE: Option<f32> = None;
+
 use std::str::FromStr;
 use std::time::Duration;
 

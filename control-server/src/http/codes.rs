@@ -36,6 +36,8 @@ pub const OUTPUT_LIMIT_EXCEEDED: &str = "OUTPUT_LIMIT_EXCEEDED";
 pub const TOKEN_ALREADY_ROTATED: &str = "TOKEN_ALREADY_ROTATED";
 pub const COMMAND_FINISHED: &str = "COMMAND_FINISHED";
 pub const TOO_MANY_STREAMS: &str = "TOO_MANY_STREAMS";
+/// A write authenticated by the console cookie without the CSRF header.
+pub const CSRF_TOKEN_INVALID: &str = "CSRF_TOKEN_INVALID";
 // settings (the newer generation's codes for its three typed paths)
 pub const SETTINGS_INVALID_API_KEYS_BODY: &str = "SETTINGS_INVALID_API_KEYS_BODY";
 pub const SETTINGS_INVALID_PROXY_BODY: &str = "SETTINGS_INVALID_PROXY_BODY";
@@ -107,6 +109,7 @@ pub const ARTIFACT_CONTENT_EXISTS: &str = "ARTIFACT_CONTENT_EXISTS";
 pub const ARTIFACT_AUDIT_WRITE_FAILED: &str = "ARTIFACT_AUDIT_WRITE_FAILED";
 pub const S3_HEAD_OBJECT_FAILED: &str = "S3_HEAD_OBJECT_FAILED";
 pub const VM_UUID_MISMATCH: &str = "VM_UUID_MISMATCH";
+pub const VM_REGISTER_INVALID_BODY: &str = "VM_REGISTER_INVALID_BODY";
 pub const MODULE_MISMATCH: &str = "MODULE_MISMATCH";
 pub const THEME_ASSET_INVALID_PRESIGN_BODY: &str = "THEME_ASSET_INVALID_PRESIGN_BODY";
 pub const THEME_ASSET_NOT_FOUND: &str = "THEME_ASSET_NOT_FOUND";
@@ -364,6 +367,11 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         "The caller's role or token kind may not do this",
     ),
     (
+        CSRF_TOKEN_INVALID,
+        403,
+        "A write authenticated by the console session cookie lacks the `X-CSRF-Token` header or carries a wrong one",
+    ),
+    (
         AGENT_REVOKED,
         403,
         "The agent was revoked (to the agent); 409 to a dispatcher",
@@ -576,6 +584,11 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         409,
         "The owner already has an unattend profile with this name",
     ),    // secrets vault (issue #13)
+    (
+        VM_REGISTER_INVALID_BODY,
+        400,
+        "The VM registration body is invalid (the original's code for it); `details.fields` names each problem",
+    ),
     (
         SECRET_NOT_FOUND,
         404,

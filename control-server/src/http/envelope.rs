@@ -24,6 +24,12 @@ impl<T: Serialize> IntoResponse for Reply<T> {
     }
 }
 
+/// The answer to a delete that has nothing else to say.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
 pub fn ok<T>(data: T) -> Reply<T> {
     Reply(
         StatusCode::OK,

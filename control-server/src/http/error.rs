@@ -116,6 +116,15 @@ impl ApiError {
             "Internal server error",
         )
     }
+    /// A route whose original had its own code for a bad body keeps it:
+    /// a `VALIDATION_ERROR` (the extractor's or the service's) becomes
+    /// `code`; every other error stays as it is.
+    pub fn recode_validation(mut self, code: &'static str) -> Self {
+        if self.code == codes::VALIDATION_ERROR {
+            self.code = code;
+        }
+        self
+    }
     /// A 400 `VALIDATION_ERROR` listing every failing field.
     pub fn validation(errors: FieldErrors) -> Self {
         let message = errors.to_string();
@@ -214,6 +223,12 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden(required) => {
                 ApiError::forbidden(format!("Role '{required}' is required for this action"))
             }
+            AuthError::CsrfToken => ApiError::new(
+                StatusCode::FORBIDDEN,
+                codes::CSRF_TOKEN_INVALID,
+                "This request is authenticated by the console cookie and needs the \
+                 X-CSRF-Token header with the session's CSRF token",
+            ),
         }
     }
 }

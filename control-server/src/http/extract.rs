@@ -137,10 +137,12 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
             v.into()
         })
     }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        refuse_nul(v)?;
         Ok(v.into())
     }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        refuse_nul(&v)?;
         Ok(v.into())
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
@@ -162,6 +164,7 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut m = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            refuse_nul(&key)?;
             if m.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
             }
@@ -170,6 +173,17 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         }
         Ok(serde_json::Value::Object(m))
     }
+}
+
+/// No string of a body (value or key) may carry NUL (U+0000), as no query
+/// parameter may (`http::refuse_nul`): PostgreSQL cannot store or compare
+/// such text, so it would reach the database as a 503 (SQLite would keep
+/// it: the backends would disagree), and no field of this API needs one.
+fn refuse_nul<E: serde::de::Error>(s: &str) -> Result<(), E> {
+    if s.contains('\0') {
+        return Err(E::custom("must not contain NUL (U+0000)"));
+    }
+    Ok(())
 }
 
 /// Deserializes a JSON value like `serde_json::Value` does, except that a
@@ -728,5 +742,23 @@ mod tests {
         assert_eq!(field(&e), "inner.m");
         let e = parse(r#"{"count": "1"}"#).await.unwrap_err();
         assert_eq!(field(&e), "count");
+    }
+
+    #[tokio::test]
+    async fn nul_is_refused_in_values_and_keys_with_the_path() {
+        let e = parse(r#"{"count": 1, "free": {"a": ["ok", "x\u0000y"]}}"#)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "VALIDATION_ERROR");
+        assert_eq!(field(&e), "free.a[1]");
+        let details = e.details.as_ref().unwrap().to_string();
+        assert!(details.contains("NUL (U+0000)"), "{details}");
+        let e = parse(r#"{"count": 1, "free": {"k\u0000": 1}}"#)
+            .await
+            .unwrap_err();
+        assert_eq!(field(&e), "free");
+        // Other control characters are the fields' own business.
+        let b = parse(r#"{"count": 1, "free": "tab\there"}"#).await.unwrap();
+        assert_eq!(b.free, Some(serde_json::json!("tab\there")));
     }
 }

@@ -146,8 +146,8 @@ pub struct ObjectPath {
 /// authorizes one object for GET until the URL's expiry (60-300 s).
 #[utoipa::path(get, path = "/api/v1/objects/{token}", tag = "objects",
     params(ObjectPath),
-    responses((status = 200, description = "The object's bytes (`Content-Type` as the URL was issued with, else `application/octet-stream`)",
-               content_type = "application/octet-stream", body = Binary),
+    responses((status = 200, description = "The object's bytes (`Content-Type` as the URL was issued with, else `application/octet-stream`); no schema: raw bytes, checked by their SHA-256",
+               content_type = "application/octet-stream"),
               (status = 403, description = "OBJECT_URL_INVALID, OBJECT_URL_EXPIRED", body = ErrorEnvelope),
               (status = 404, description = "OBJECT_NOT_FOUND", body = ErrorEnvelope),
               (status = 503, description = "OBJECT_STORE_UNAVAILABLE", body = ErrorEnvelope)))]

@@ -882,3 +882,45 @@ fn schema_diff_reports_differences() {
     assert_eq!(d.len(), 2, "{d:?}");
     assert!(d[0].contains("t.c"), "{d:?}");
 }
+
+/// A database outage is not a server bug: while PostgreSQL refuses the
+/// server's connections every call answers 503 `DATABASE_ERROR` with
+/// `Retry-After` (the original answered 500 `DB_ERROR`), the error names no
+/// SQL, and the server serves again once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_and_recovers() {
+    let s = TestServer::start(Backend::Postgres).await;
+    let admin = s.admin_token().await;
+    assert_eq!(s.get("/api/v1/vms", Some(&admin)).await.status, 200);
+    let name = s.database_url().rsplit('/').next().unwrap().to_string();
+    let base = crate::common::postgres_base_url();
+    let mut pg = sqlx::postgres::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut pg)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    let down = s.get("/api/v1/vms", Some(&admin)).await;
+    down.assert_error(503, "DATABASE_ERROR");
+    assert!(down.header("retry-after").is_some(), "{:?}", down.headers);
+    let text = down.body.to_string().to_lowercase();
+    for leak in ["select", "sqlx", "pg_", "connection to", name.as_str()] {
+        assert!(!text.contains(leak), "`{leak}` leaked: {text}");
+    }
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut pg)
+        .await
+        .unwrap();
+    let back = s.get("/api/v1/vms", Some(&admin)).await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    s.stop().await;
+}

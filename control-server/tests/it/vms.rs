@@ -214,7 +214,8 @@ async fn owners_roles_and_validation(backend: Backend) {
         (json!({}), "body"),
     ] {
         let r = register(&s, &t.operator, body.clone()).await;
-        r.assert_error(400, "VALIDATION_ERROR");
+        // the original's code, for serde's errors and the service's alike
+        r.assert_error(400, "VM_REGISTER_INVALID_BODY");
         let fields = r.body["error"]["details"]["fields"].as_object().unwrap();
         assert!(
             fields.keys().any(|k| k.contains(field)) || field == "body",

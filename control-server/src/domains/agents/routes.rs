@@ -7,7 +7,7 @@ use botmox_protocol::{
     Agent, AgentPublicKey, AgentPublicKeyRequest, HeartbeatRequest, HeartbeatResponse, ProxmoxHint,
     RegisterRequest, RegisterResponse, RotateTokenResponse,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::service::{Pairing, PairingInput};
@@ -16,7 +16,7 @@ use super::AgentIdentity;
 use crate::auth::Identity;
 use crate::config::TlsMode;
 use crate::db::ids::{AgentId, UserId};
-use crate::http::envelope::{created, ok, paged, Envelope, Reply};
+use crate::http::envelope::{created, ok, paged, Deleted, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{
     list_query_doc, opt_text, opt_trimmed_name, ApiJson, ApiPath, ClientIp,
@@ -219,11 +219,6 @@ pub async fn revoke_agent(
     ApiJson(req): ApiJson<RevokeRequest>,
 ) -> Result<Reply<Agent>, ApiError> {
     Ok(ok(state.agents.revoke(&identity, &id, req.reason).await?))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: bool,
 }
 
 /// Delete a pairing that was never redeemed.

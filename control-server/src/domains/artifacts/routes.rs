@@ -9,7 +9,7 @@ use utoipa::openapi::Type;
 use utoipa::{IntoParams, ToSchema};
 
 use super::service::{
-    AssignInput, AssignmentLookup, AssignmentView, AuditView, CreateRelease, ReleaseView,
+    AssignInput, AssignmentLookup, AssignmentView, CreateRelease, DownloadAuditView, ReleaseView,
     ResolveInput, ResolvedDownload, SCOPE_PATTERN, SHA256_PATTERN, VERSION_PATTERN,
 };
 use super::store::{ReleaseStatus, AUDIT_LIST, RELEASE_LIST, RELEASE_STATUSES};
@@ -428,14 +428,14 @@ list_query_doc!(AuditListQuery, AUDIT_LIST);
 /// searches module and vm_uuid.
 #[utoipa::path(get, path = "/api/v1/artifacts/audit", tag = "artifacts", security(("bearer" = [])),
     params(AuditListQuery),
-    responses((status = 200, body = Envelope<Vec<AuditView>>),
+    responses((status = 200, body = Envelope<Vec<DownloadAuditView>>),
               (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     identity: Identity,
     RawQuery(q): RawQuery,
-) -> Result<Reply<Vec<AuditView>>, ApiError> {
+) -> Result<Reply<Vec<DownloadAuditView>>, ApiError> {
     let (params, _) = AUDIT_LIST.parse(q.as_deref().unwrap_or(""), &[])?;
     Ok(paged(state.artifacts.list_audit(&identity, &params).await?))
 }

@@ -220,7 +220,7 @@ pub struct ResolvedDownload {
 
 /// One resolve-download attempt.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AuditView {
+pub struct DownloadAuditView {
     pub id: String,
     pub tenant_id: String,
     /// The caller.
@@ -254,9 +254,9 @@ pub struct AuditView {
     pub created_at: String,
 }
 
-impl From<AuditRow> for AuditView {
+impl From<AuditRow> for DownloadAuditView {
     fn from(r: AuditRow) -> Self {
-        AuditView {
+        DownloadAuditView {
             id: r.id.into_string(),
             tenant_id: r.tenant_id.into_string(),
             actor_id: r.actor_id.into_string(),
@@ -942,10 +942,10 @@ impl ArtifactsService {
         &self,
         caller: &Identity,
         params: &ListParams,
-    ) -> Result<Page<AuditView>, ArtifactsError> {
+    ) -> Result<Page<DownloadAuditView>, ArtifactsError> {
         let scope = caller.require(Role::Admin)?;
         let page = store::list_audit(self.db.reader(), self.db.backend(), &scope, params).await?;
-        Ok(page.map(AuditView::from))
+        Ok(page.map(DownloadAuditView::from))
     }
 }
 

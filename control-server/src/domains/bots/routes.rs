@@ -14,6 +14,7 @@ use super::store::{BotStatus, ProjectId, ARCHIVE_LIST, BOT_LIST, LOG_LIST};
 use super::BotError;
 use crate::auth::Identity;
 use crate::db::ids::BotId;
+use crate::http::codes;
 use crate::http::envelope::{created, ok, paged, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{list_query_doc, ApiJson, ApiPath};
@@ -124,7 +125,7 @@ pub struct TransitionBody {
 }
 
 #[derive(serde::Serialize, ToSchema)]
-pub struct Deleted {
+pub struct BotDeleted {
     pub id: BotId,
     pub deleted: bool,
 }
@@ -179,8 +180,9 @@ pub async fn list_bots(
 pub async fn create_bot(
     State(state): State<AppState>,
     identity: Identity,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<Bot>, ApiError> {
+    let ApiJson(body) = body.map_err(|e| e.recode_validation(codes::BOTS_INVALID_MUTATION_BODY))?;
     Ok(created(state.bots.create(&identity, &body).await?))
 }
 
@@ -225,24 +227,25 @@ pub async fn patch_bot(
     State(state): State<AppState>,
     identity: Identity,
     ApiPath(id): ApiPath<BotId>,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<Bot>, ApiError> {
+    let ApiJson(body) = body.map_err(|e| e.recode_validation(codes::BOTS_INVALID_MUTATION_BODY))?;
     Ok(ok(state.bots.patch(&identity, &id, &body).await?))
 }
 
 /// Delete a bot (operator+); its lifecycle log and archive entries stay.
 #[utoipa::path(delete, path = "/api/v1/bots/{id}", tag = "bots", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<Deleted>),
+    responses((status = 200, body = Envelope<BotDeleted>),
               (status = 404, description = "BOT_NOT_FOUND", body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all, fields(bot = %id))]
 pub async fn delete_bot(
     State(state): State<AppState>,
     identity: Identity,
     ApiPath(id): ApiPath<BotId>,
-) -> Result<Reply<Deleted>, ApiError> {
+) -> Result<Reply<BotDeleted>, ApiError> {
     state.bots.delete(&identity, &id).await?;
-    Ok(ok(Deleted { id, deleted: true }))
+    Ok(ok(BotDeleted { id, deleted: true }))
 }
 
 /// The bot's lifecycle (every bot has one).
@@ -313,8 +316,10 @@ pub async fn transition(
     State(state): State<AppState>,
     identity: Identity,
     ApiPath(id): ApiPath<BotId>,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<Bot>, ApiError> {
+    let ApiJson(body) =
+        body.map_err(|e| e.recode_validation(codes::BOTS_TRANSITION_VALIDATION_FAILED))?;
     Ok(ok(state.bots.transition(&identity, &id, &body).await?))
 }
 
@@ -329,8 +334,9 @@ pub async fn ban(
     State(state): State<AppState>,
     identity: Identity,
     ApiPath(id): ApiPath<BotId>,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<Bot>, ApiError> {
+    let ApiJson(body) = body.map_err(|e| e.recode_validation(codes::BOTS_INVALID_BAN_BODY))?;
     Ok(ok(state.bots.ban(&identity, &id, &body).await?))
 }
 

@@ -12,6 +12,7 @@ use super::store::{Currency, FinanceProject, OperationType, OPERATION_LIST};
 use super::FinanceError;
 use crate::auth::Identity;
 use crate::db::ids::FinanceOperationId;
+use crate::http::codes;
 use crate::http::envelope::{created, ok, paged, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{list_query_doc, ApiJson, ApiPath};
@@ -172,7 +173,7 @@ fn date_required() -> utoipa::openapi::schema::Schema {
 }
 
 #[derive(serde::Serialize, ToSchema)]
-pub struct Deleted {
+pub struct FinanceOperationDeleted {
     pub id: FinanceOperationId,
     pub deleted: bool,
 }
@@ -218,8 +219,10 @@ pub async fn list_operations(
 pub async fn create_operation(
     State(state): State<AppState>,
     identity: Identity,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<Operation>, ApiError> {
+    let ApiJson(body) =
+        body.map_err(|e| e.recode_validation(codes::FINANCE_INVALID_CREATE_BODY))?;
     Ok(created(state.finance.create(&identity, &body).await?))
 }
 
@@ -247,24 +250,25 @@ pub async fn patch_operation(
     State(state): State<AppState>,
     identity: Identity,
     ApiPath(id): ApiPath<FinanceOperationId>,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<Operation>, ApiError> {
+    let ApiJson(body) = body.map_err(|e| e.recode_validation(codes::FINANCE_INVALID_PATCH_BODY))?;
     Ok(ok(state.finance.patch(&identity, &id, &body).await?))
 }
 
 /// Delete an operation (operator+).
 #[utoipa::path(delete, path = "/api/v1/finance/operations/{id}", tag = "finance", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<Deleted>),
+    responses((status = 200, body = Envelope<FinanceOperationDeleted>),
               (status = 404, description = "FINANCE_OPERATION_NOT_FOUND", body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all, fields(operation = %id))]
 pub async fn delete_operation(
     State(state): State<AppState>,
     identity: Identity,
     ApiPath(id): ApiPath<FinanceOperationId>,
-) -> Result<Reply<Deleted>, ApiError> {
+) -> Result<Reply<FinanceOperationDeleted>, ApiError> {
     state.finance.delete(&identity, &id).await?;
-    Ok(ok(Deleted { id, deleted: true }))
+    Ok(ok(FinanceOperationDeleted { id, deleted: true }))
 }
 
 /// Per UTC day of the operations' `date`: expenses, revenue (every

@@ -58,14 +58,11 @@ pub struct OperationRow {
 
 type QueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>;
 
-/// Bind an optional double. sqlx 0.8's `Any` driver sends a `None::<f64>`
-/// to PostgreSQL as a FLOAT4 NULL (its Real/Double mapping is swapped),
-/// which a DOUBLE PRECISION parameter refuses; `None::<f32>` arrives as
-/// FLOAT8 there and as NULL on SQLite.
+/// Bind an optional double (see [`crate::db::NULL_DOUBLE`]).
 fn bind_f64<'q, O>(q: QueryAs<'q, O>, v: Option<f64>) -> QueryAs<'q, O> {
     match v {
         Some(x) => q.bind(x),
-        None => q.bind(None::<f32>),
+        None => q.bind(crate::db::NULL_DOUBLE),
     }
 }
 

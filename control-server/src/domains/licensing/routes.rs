@@ -2,7 +2,7 @@
 //! audit trail, and execution leases.
 
 use axum::extract::{RawQuery, State};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, SchemaType};
 use utoipa::openapi::{ObjectBuilder, Type};
@@ -16,7 +16,7 @@ use super::store::{LicenseStatus, LicenseType, AUDIT_LIST, LICENSE_LIST};
 use crate::auth::Identity;
 use crate::db::ids::{LeaseId, LicenseId, UserId};
 use crate::domains::vms::routes::text_enum_schema;
-use crate::http::envelope::{created, ok, paged, Envelope, Reply};
+use crate::http::envelope::{created, ok, paged, Deleted, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{lenient_int, list_query_doc, opt_text, ApiJson, ApiPath};
 use crate::state::AppState;
@@ -242,11 +242,6 @@ pub async fn patch_license(
         .licensing
         .update_license(&identity, &p.id, patch)
         .await?))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: bool,
 }
 
 /// Delete a tenant license (admin; audited). Leases it granted end at their

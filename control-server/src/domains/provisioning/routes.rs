@@ -1,7 +1,7 @@
 //! HTTP handlers of provisioning and playbooks.
 
 use axum::extract::{RawQuery, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::dto::GenerateInput;
@@ -14,7 +14,7 @@ use super::store::{Step, StepStatus, PLAYBOOK_LIST};
 use crate::auth::{bearer_from_headers, Identity};
 use crate::config::TlsMode;
 use crate::db::ids::PlaybookId;
-use crate::http::envelope::{created, ok, paged, Envelope, Reply};
+use crate::http::envelope::{created, ok, paged, Deleted, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, ListQueryDoc};
 use crate::state::AppState;
@@ -300,11 +300,6 @@ pub struct PatchPlaybook {
 #[serde(deny_unknown_fields)]
 pub struct ValidatePlaybook {
     pub content: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: bool,
 }
 
 /// Playbooks the caller may see (own; admins the tenant's), newest first.

@@ -14,6 +14,7 @@ use super::SecretError;
 use crate::auth::Identity;
 use crate::db::ids::SecretId;
 use crate::domains::agents::AgentIdentity;
+use crate::http::codes;
 use crate::http::envelope::{created, ok, paged, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{list_query_doc, ApiJson, ApiPath};
@@ -300,8 +301,10 @@ list_query_doc!(BindingListQuery, BINDING_LIST);
 pub async fn create_secret(
     State(state): State<AppState>,
     identity: Identity,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<SecretMeta>, ApiError> {
+    let ApiJson(body) =
+        body.map_err(|e| e.recode_validation(codes::SECRETS_INVALID_CREATE_BODY))?;
     Ok(created(state.secrets.create(&identity, &body).await?))
 }
 
@@ -339,8 +342,10 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     identity: Identity,
     ApiPath(p): ApiPath<SecretPath>,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<SecretMeta>, ApiError> {
+    let ApiJson(body) =
+        body.map_err(|e| e.recode_validation(codes::SECRETS_INVALID_ROTATE_BODY))?;
     Ok(ok(state
         .secrets
         .rotate(&identity, &SecretId::from(p.id), &body)
@@ -362,8 +367,10 @@ pub async fn rotate_secret(
 pub async fn create_binding(
     State(state): State<AppState>,
     identity: Identity,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<SecretBinding>, ApiError> {
+    let ApiJson(body) =
+        body.map_err(|e| e.recode_validation(codes::SECRETS_INVALID_BINDING_CREATE_BODY))?;
     Ok(created(state.secrets.bind(&identity, &body).await?))
 }
 

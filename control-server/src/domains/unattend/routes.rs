@@ -1,7 +1,7 @@
 //! HTTP handlers and DTOs of unattend profiles and previews.
 
 use axum::extract::{Path, RawQuery, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::builder::VmContext;
@@ -11,7 +11,7 @@ use super::store::PROFILE_LIST;
 use super::UnattendError;
 use crate::auth::Identity;
 use crate::db::ids::UnattendProfileId;
-use crate::http::envelope::{created, ok, paged, Envelope, Reply};
+use crate::http::envelope::{created, ok, paged, Deleted, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ListQueryDoc};
 use crate::state::AppState;
@@ -78,11 +78,6 @@ pub struct PreviewConfigBody {
     pub batch_index: Option<u32>,
     #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub seed: Option<u64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: bool,
 }
 
 fn vm_context(

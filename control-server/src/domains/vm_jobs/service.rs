@@ -158,6 +158,10 @@ pub struct JobEvent {
     pub created_at: String,
 }
 
+/// How often a cancel re-reads and retries when the orchestrator wrote the
+/// job meanwhile.
+const CANCEL_ATTEMPTS: u64 = 8;
+
 /// A VM a cancelled job leaves behind.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LeftVm {
@@ -642,8 +646,25 @@ impl VmJobsService {
 
     /// `POST /vm-jobs/{id}/cancel`: no new step starts, in-flight commands
     /// get a cancel, created VMs stay (and are listed).
+    ///
+    /// The orchestrator may write the job or an item between our read and
+    /// our write (compare-and-set on `version`); a cancel is the user's
+    /// intent, so it reads again and retries instead of answering 409.
     pub async fn cancel(&self, caller: &Identity, id: &VmJobId) -> Result<CancelView, VmJobError> {
         caller.require(Role::Operator)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.cancel_once(caller, id).await {
+                Err(VmJobError::Store(StoreError::Conflict(_))) if attempt < CANCEL_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn cancel_once(&self, caller: &Identity, id: &VmJobId) -> Result<CancelView, VmJobError> {
         let mut job = self.visible(caller, id).await?;
         if job.status.is_final() {
             return Err(VmJobError::Finished);

@@ -374,8 +374,13 @@ fn check_pool(f: &mut FieldErrors, plan: &IpPlan, count: u64) -> Option<PoolPlan
 
 fn size_ok(s: &str) -> bool {
     let t = s.strip_prefix('+').unwrap_or(s);
-    let (num, unit) = t.split_at(t.len().saturating_sub(1));
-    matches!(unit, "K" | "M" | "G" | "T")
+    // The unit is the last character (split on a char boundary: the text is
+    // the client's).
+    let Some(unit) = t.chars().next_back() else {
+        return false;
+    };
+    let num = &t[..t.len() - unit.len_utf8()];
+    matches!(unit, 'K' | 'M' | 'G' | 'T')
         && !num.is_empty()
         && num.len() <= 12
         && num.bytes().all(|b| b.is_ascii_digit() || b == b'.')
@@ -720,6 +725,19 @@ mod tests {
             (serde_json::json!({"parallelism": 0}), "parallelism"),
             (
                 serde_json::json!({"disk_resize": {"size": "10"}}),
+                "disk_resize.size",
+            ),
+            (
+                // not a char boundary before the last byte (was a panic)
+                serde_json::json!({"disk_resize": {"size": "±"}}),
+                "disk_resize.size",
+            ),
+            (
+                serde_json::json!({"disk_resize": {"size": "+10Ĝ"}}),
+                "disk_resize.size",
+            ),
+            (
+                serde_json::json!({"disk_resize": {"size": ""}}),
                 "disk_resize.size",
             ),
             (

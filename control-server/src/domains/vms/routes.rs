@@ -8,6 +8,7 @@ use super::service::{RegisterInput, VmView};
 use super::store::{VmStatus, VM_LIST};
 use crate::auth::Identity;
 use crate::db::ids::UserId;
+use crate::http::codes;
 use crate::http::envelope::{created, ok, paged, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{list_query_doc, opt_text, ApiJson, ApiPath};
@@ -49,7 +50,7 @@ pub struct RegisterVm {
 #[utoipa::path(post, path = "/api/v1/vm/register", tag = "vms", security(("bearer" = [])),
     request_body = RegisterVm,
     responses((status = 201, body = Envelope<VmView>),
-              (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+              (status = 400, description = "VM_REGISTER_INVALID_BODY (`details.fields`; the original's code), MALFORMED_JSON", body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope),
               (status = 403, description = "FORBIDDEN (role, user_id override, status), VM_OWNER_MISMATCH", body = ErrorEnvelope),
               (status = 404, description = "USER_NOT_FOUND (user_id)", body = ErrorEnvelope)))]
@@ -57,8 +58,11 @@ pub struct RegisterVm {
 pub async fn register(
     State(state): State<AppState>,
     identity: Identity,
-    ApiJson(req): ApiJson<RegisterVm>,
+    body: Result<ApiJson<RegisterVm>, ApiError>,
 ) -> Result<Reply<VmView>, ApiError> {
+    // Body errors keep the original's code, whether serde or the service
+    // finds them (its runners may test for it).
+    let ApiJson(req) = body.map_err(|e| e.recode_validation(codes::VM_REGISTER_INVALID_BODY))?;
     let input = RegisterInput {
         vm_uuid: req.vm_uuid,
         user_id: req.user_id,
@@ -67,7 +71,12 @@ pub async fn register(
         status: req.status,
         metadata: req.metadata,
     };
-    Ok(created(state.vms.register(&identity, input).await?))
+    let vm = state
+        .vms
+        .register(&identity, input)
+        .await
+        .map_err(|e| ApiError::from(e).recode_validation(codes::VM_REGISTER_INVALID_BODY))?;
+    Ok(created(vm))
 }
 
 #[derive(Deserialize, IntoParams)]
