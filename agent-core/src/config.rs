@@ -182,6 +182,18 @@ pub struct TargetConfig {
     /// `ssh-write-config`. Off by default; set locally, never by the server.
     #[serde(default)]
     pub allow_host_level_config: bool,
+    /// Storage for provisioning ISOs when a command names none. Unset: the
+    /// node's storage that holds ISO images (`local` when it does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso_storage: Option<String>,
+}
+
+/// A Proxmox storage id: a letter, then letters, digits, `-`, `_`, `.`.
+pub fn is_storage_id(s: &str) -> bool {
+    s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// TLS trust of a target: a pinned fingerprint, a CA file, or the explicit
@@ -293,6 +305,11 @@ impl TargetConfig {
         ];
         if modes.iter().filter(|m| **m).count() > 1 {
             return bad("choose one of fingerprint, CA file or insecure".into());
+        }
+        if let Some(s) = self.iso_storage.as_deref().filter(|s| !is_storage_id(s)) {
+            return bad(format!(
+                "the ISO storage {s:?} must be a storage id (a letter, then letters, digits, '-', '_', '.')"
+            ));
         }
         Ok(())
     }
@@ -448,6 +465,7 @@ mod tests {
             ssh: None,
             allow_ssh_override: false,
             allow_host_level_config: false,
+            iso_storage: None,
         }
     }
 
@@ -487,5 +505,19 @@ mod tests {
             target("a").display_label(),
             "pve.lan · pve · root@pam!botmox"
         );
+    }
+
+    #[test]
+    fn iso_storage_must_be_a_storage_id() {
+        let mut t = target("a");
+        for ok in ["local", "nfs-isos", "ceph_fs.1"] {
+            t.iso_storage = Some(ok.into());
+            assert!(t.validate().is_ok(), "{ok}");
+        }
+        for bad in ["", "1local", "local:iso", "../x", "a b"] {
+            t.iso_storage = Some(bad.into());
+            let e = t.validate().unwrap_err().to_string();
+            assert!(e.contains("ISO storage"), "{bad}: {e}");
+        }
     }
 }

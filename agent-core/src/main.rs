@@ -184,6 +184,10 @@ struct AddArgs {
     /// and ssh-write-config (each gives root on the Proxmox host).
     #[arg(long)]
     allow_host_level_config: bool,
+    /// Storage for provisioning ISOs when a command names none (default:
+    /// the node's storage that holds ISO images, `local` when it does).
+    #[arg(long, value_name = "STORAGE")]
+    iso_storage: Option<String>,
     /// Directory of VM configs on the host (default /etc/pve/qemu-server).
     #[arg(long)]
     ssh_qemu_config_dir: Option<String>,
@@ -652,6 +656,7 @@ fn add_target(control: &Control, a: AddArgs) -> Result<(), String> {
         ssh_allow_unsafe: Some(a.ssh_allow_unsafe),
         allow_ssh_override: Some(a.allow_ssh_override),
         allow_host_level_config: Some(a.allow_host_level_config),
+        iso_storage: a.iso_storage.clone(),
         ssh_qemu_config_dir: a.ssh_qemu_config_dir.clone(),
         ssh_iso_dir: a.ssh_iso_dir.clone(),
         activate: a.activate,

@@ -12,6 +12,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::config::is_storage_id;
 use crate::executor::ExecError;
 use crate::proxmox::actions::{result, Call};
 use crate::proxmox::{enc, tasks, vm_config, PveError, UploadFile};
@@ -24,18 +25,49 @@ fn iso_error(m: impl Into<String>) -> ExecError {
     ExecError::new("ISO_CREATE_FAILED", m)
 }
 
-fn storage_id(c: &Call<'_>) -> Result<String, ExecError> {
-    let s = c
+/// The storage an ISO goes to: the command's `isoStorage`, else the
+/// target's `iso_storage`, else the node's enabled storage that holds ISO
+/// images (`local` when it is one of them, else the first by name) — what
+/// the original hard-coded as `local`.
+async fn iso_storage(c: &Call<'_>) -> Result<String, ExecError> {
+    let chosen = c
         .opt_str(&["isoStorage", "storage"])
-        .unwrap_or_else(|| "local".into());
-    if !s
-        .chars()
-        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-        || !s.starts_with(|ch: char| ch.is_ascii_alphabetic())
-    {
-        return Err(ExecError::bad_request(format!("invalid storage id {s:?}")));
+        .or_else(|| c.target.config.iso_storage.clone());
+    if let Some(s) = chosen {
+        if !is_storage_id(&s) {
+            return Err(ExecError::bad_request(format!("invalid storage id {s:?}")));
+        }
+        return Ok(s);
     }
-    Ok(s)
+    let node = c.node()?;
+    let listed = c
+        .node_api()?
+        .storage()
+        .get(proxmox_api::nodes::node::storage::GetParams {
+            content: Some("iso".into()),
+            enabled: Some(true),
+            ..Default::default()
+        })
+        .await?;
+    let mut ids: Vec<String> = listed.into_iter().map(|s| s.storage).collect();
+    ids.sort();
+    pick_iso_storage(&ids).ok_or_else(|| {
+        ExecError::new(
+            "ISO_STORAGE_NONE",
+            format!(
+                "no enabled storage on node {node} holds ISO images: enable the 'ISO image' content \
+                 on one, or name one (the job's iso_storage, the target's ISO storage)"
+            ),
+        )
+    })
+}
+
+/// `local` when the node offers it for ISOs, else the first offered.
+fn pick_iso_storage(ids: &[String]) -> Option<String> {
+    ids.iter()
+        .find(|s| *s == "local")
+        .or_else(|| ids.iter().find(|s| is_storage_id(s)))
+        .cloned()
 }
 
 fn iso_name(c: &Call<'_>, vmid: u64) -> Result<String, ExecError> {
@@ -210,7 +242,7 @@ pub(crate) async fn create_provision_iso(c: &Call<'_>) -> Result<Value, ExecErro
         }
         decoded.insert(name.clone(), decode_b64(name, v)?);
     }
-    let storage = storage_id(c)?;
+    let storage = iso_storage(c).await?;
     let name = iso_name(c, vmid)?;
     let bytes = tokio::task::spawn_blocking(move || build_iso(&decoded))
         .await
@@ -238,7 +270,7 @@ pub(crate) async fn upload_iso(c: &Call<'_>) -> Result<Value, ExecError> {
             "the ISO is too large for an inline upload",
         ));
     }
-    let storage = storage_id(c)?;
+    let storage = iso_storage(c).await?;
     upload_and_wait(c, &storage, &name, bytes).await
 }
 
@@ -369,4 +401,31 @@ pub(crate) async fn detach_cdrom(c: &Call<'_>) -> Result<Value, ExecError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_iso_storage;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn iso_storage_prefers_local_then_the_first_listed() {
+        assert_eq!(
+            pick_iso_storage(&ids(&["cephfs", "local", "nfs-isos"])),
+            Some("local".into())
+        );
+        assert_eq!(
+            pick_iso_storage(&ids(&["cephfs", "nfs-isos"])),
+            Some("cephfs".into())
+        );
+        // a listed id that is not a storage id is never used
+        assert_eq!(
+            pick_iso_storage(&ids(&["../etc", "nfs-isos"])),
+            Some("nfs-isos".into())
+        );
+        assert_eq!(pick_iso_storage(&[]), None);
+    }
 }

@@ -377,6 +377,7 @@
     $('target-id').readOnly = true;
     $('target-url').value = t.url;
     $('target-node').value = t.node;
+    $('target-iso-storage').value = t.iso_storage || '';
     $('target-auth').value = t.auth;
     $('target-token-id').value = t.token_id || '';
     $('target-username').value = t.username || '';
@@ -525,6 +526,7 @@
       ssh_user: opt($('target-ssh-user').value),
       allow_ssh_override: $('target-allow-ssh-override').checked,
       allow_host_level_config: $('target-allow-host-level-config').checked,
+      iso_storage: $('target-iso-storage').value.trim(),
     };
     const key = $('target-ssh-key').value;
     const secrets = {

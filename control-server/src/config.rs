@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
 
@@ -26,8 +26,9 @@ pub struct CommonArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Every tunable of `serve`. Also the schema of the TOML file.
-#[derive(Debug, Clone, Default, Args, Deserialize)]
+/// Every tunable of `serve`. Also the schema of the TOML file (written
+/// back by `Serialize`, which leaves unset options out).
+#[derive(Debug, Clone, Default, Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[arg(skip)]

@@ -63,6 +63,10 @@ pub struct TargetInput {
     /// Host-level VM config keys and `ssh-write-config`. `None` keeps the
     /// stored value (off for a new target).
     pub allow_host_level_config: Option<bool>,
+    /// Storage for provisioning ISOs when a command names none. `None`
+    /// keeps the stored value, `""` clears it (the agent then picks the
+    /// node's ISO storage).
+    pub iso_storage: Option<String>,
     /// Make it the active target.
     pub activate: bool,
 }
@@ -139,6 +143,8 @@ pub struct TargetView {
     pub allow_ssh_override: bool,
     /// Local policy: host-level VM config and `ssh-write-config`.
     pub allow_host_level_config: bool,
+    /// Storage for provisioning ISOs (`None`: the node's ISO storage).
+    pub iso_storage: Option<String>,
     pub secrets: TargetSecretFlags,
 }
 
@@ -236,6 +242,7 @@ fn view(cfg: &AgentConfig, t: &TargetConfig, store: Option<&dyn SecretStore>) ->
         }),
         allow_ssh_override: t.allow_ssh_override,
         allow_host_level_config: t.allow_host_level_config,
+        iso_storage: t.iso_storage.clone(),
         secrets: TargetSecretFlags {
             token_secret: flag(store, &secret_names::proxmox_token_secret(&t.id)),
             password: flag(store, &secret_names::proxmox_password(&t.id)),
@@ -360,6 +367,11 @@ fn build(input: &TargetInput, old: Option<&TargetConfig>) -> Result<TargetConfig
         allow_host_level_config: input
             .allow_host_level_config
             .unwrap_or_else(|| old.is_some_and(|o| o.allow_host_level_config)),
+        iso_storage: match input.iso_storage.as_deref().map(str::trim) {
+            Some("") => None,
+            Some(s) => Some(s.to_string()),
+            None => old.and_then(|o| o.iso_storage.clone()),
+        },
     };
     t.validate().map_err(ControlError::from)?;
     Ok(t)

@@ -269,7 +269,9 @@ pub async fn execute(action: &str, payload: &Value, ctx: &ExecContext) -> Result
         }
         "task-status" => {
             let upid = c.req_str(&["upid", "task", "taskId"])?;
-            result(&tasks::task_status(&c.api, &upid).await?)
+            let wait = c.millis(&["waitMs", "wait_ms"], 0, 0, 60_000)?;
+            let interval = c.millis(&["intervalMs", "interval_ms"], 250, 100, 15_000)?;
+            result(&tasks::task_status_within(&c.api, &upid, wait, interval).await?)
         }
         "wait-task" => {
             let upid = c.req_str(&["upid", "task", "taskId"])?;

@@ -30,6 +30,28 @@ pub async fn task_status(api: &PveApi, upid: &str) -> Result<status::GetOutput, 
     task(api, upid)?.status().get().await
 }
 
+/// A task's status once it stops or `wait` has passed, whichever is first,
+/// polling every `interval` (a long poll of the status: the caller gets a
+/// still-running task's status back, not an error). `wait` zero: one read.
+pub async fn task_status_within(
+    api: &PveApi,
+    upid: &str,
+    wait: Duration,
+    interval: Duration,
+) -> Result<status::GetOutput, PveError> {
+    let start = Instant::now();
+    loop {
+        let st = task_status(api, upid).await?;
+        if st.status == status::Status::Stopped || start.elapsed() + interval > wait {
+            return Ok(st);
+        }
+        tokio::select! {
+            _ = api.cancel().cancelled() => return Err(PveError::Cancelled),
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
 /// The last `lines` lines of a task log.
 pub async fn task_log_tail(
     api: &PveApi,

@@ -40,6 +40,7 @@ pub fn token_target(sim: &PveSim, id: &str) -> Target {
             ssh: None,
             allow_ssh_override: false,
             allow_host_level_config: false,
+            iso_storage: None,
         },
         secrets: TargetSecrets {
             token_secret: Some(sim.token_secret().into()),
@@ -66,6 +67,7 @@ pub fn password_target(sim: &PveSim, id: &str, password: &str) -> Target {
             ssh: None,
             allow_ssh_override: false,
             allow_host_level_config: false,
+            iso_storage: None,
         },
         secrets: TargetSecrets {
             password: Some(password.into()),

@@ -22,6 +22,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_botmox-agent");
 
 pub(crate) struct Server {
     pub(crate) running: Option<RunningServer>,
+    /// Process mode ([`Server::start_process`]): the server runs in a child
+    /// process (this test binary re-executed as [`server_process`]), so a
+    /// test can SIGKILL it.
+    child: Option<Child>,
+    process: bool,
+    /// The throwaway PostgreSQL database of a process-mode server.
+    pg_database: Option<String>,
     pub(crate) settings: Settings,
     _data: tempfile::TempDir,
     pub(crate) data_dir: PathBuf,
@@ -43,6 +50,15 @@ impl Server {
         lease_s: u64,
         tune: impl FnOnce(&mut Settings),
     ) -> Server {
+        Server::start_with_mode(tls, lease_s, false, tune).await
+    }
+
+    async fn start_with_mode(
+        tls: &str,
+        lease_s: u64,
+        process: bool,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Server {
         let data = tempfile::tempdir().unwrap();
         let mut settings = Settings {
             listen: Some(format!("127.0.0.1:{}", free_port())),
@@ -60,6 +76,9 @@ impl Server {
         tune(&mut settings);
         let mut s = Server {
             running: None,
+            child: None,
+            process,
+            pg_database: None,
             data_dir: data.path().to_path_buf(),
             _data: data,
             settings,
@@ -80,8 +99,34 @@ impl Server {
         s
     }
 
+    /// Like [`Server::start_with`], but the server is its own OS process
+    /// (see [`server_process`]), on SQLite or, with `postgres`, on a fresh
+    /// PostgreSQL database; [`Server::kill9`] crashes it.
+    pub(crate) async fn start_process(
+        tls: &str,
+        lease_s: u64,
+        postgres: bool,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Server {
+        let pg = if postgres {
+            Some(create_pg_database().await)
+        } else {
+            None
+        };
+        let mut s = Server::start_with_mode(tls, lease_s, true, |st| {
+            st.database_url = pg.as_ref().map(|(url, _)| url.clone());
+            tune(st);
+        })
+        .await;
+        s.pg_database = pg.map(|(_, name)| name);
+        s
+    }
+
     /// Starts (again) with the same settings: same port, data dir, database.
     pub(crate) async fn boot(&mut self) {
+        if self.process {
+            return self.boot_process().await;
+        }
         let cfg = Config::from_settings(self.settings.clone()).expect("valid server config");
         let deadline = Instant::now() + Duration::from_secs(20);
         let running = loop {
@@ -98,15 +143,91 @@ impl Server {
         self.running = Some(running);
     }
 
+    /// The child process: this test binary running [`server_process`] with
+    /// the settings written to `server.toml`; waits until it answers.
+    async fn boot_process(&mut self) {
+        let file = self.data_dir.join("server.toml");
+        std::fs::write(&file, toml::to_string(&self.settings).unwrap()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("server.log"))
+            .unwrap();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "runtime::server_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(SERVER_SETTINGS_ENV, &file)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn the server process");
+        self.child = Some(child);
+        let scheme = if self.settings.tls.as_deref() == Some("off") {
+            "http"
+        } else {
+            "https"
+        };
+        self.url = format!("{scheme}://{}", self.settings.listen.as_deref().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = self
+                .http
+                .get(format!("{}/api/v1/health/live", self.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                return;
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "server process exited ({st}): {}",
+                    std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "server process not up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL of the server process (process mode only): no shutdown
+    /// code runs, in-flight requests and transactions die with it.
+    pub(crate) fn kill9(&mut self) {
+        assert!(self.process, "kill9 needs Server::start_process");
+        let mut c = self.child.take().expect("server process running");
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+
     pub(crate) async fn stop(&mut self) {
+        if self.process {
+            return self.kill9();
+        }
         if let Some(r) = self.running.take() {
             r.shutdown(Duration::from_secs(2)).await.unwrap();
+        }
+    }
+
+    /// Process mode: kills the server and drops its PostgreSQL database.
+    pub(crate) async fn finish(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(name) = self.pg_database.take() {
+            drop_pg_database(&name).await;
         }
     }
 
     /// Direct SQL on the server's database (to age a token).
     pub(crate) async fn sql(&self, q: &str) {
         use control_server::db::Read;
+        assert!(!self.process, "sql() needs the in-process server");
         let db = &self.running.as_ref().expect("server running").db;
         let mut writer = db.writer();
         sqlx::query(q)
@@ -298,6 +419,79 @@ impl Server {
             })
             .collect()
     }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Where [`Server::start_process`] tells its child the settings file.
+const SERVER_SETTINGS_ENV: &str = "BOTMOX_TEST_SERVER_SETTINGS";
+
+/// Not a test: the entry point of a process-mode [`Server`]. The test
+/// binary re-executes itself with `--exact runtime::server_process
+/// --ignored` and the settings file in `BOTMOX_TEST_SERVER_SETTINGS`; this
+/// runs the real control-server from those settings until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "entry point of the server process that crash tests SIGKILL; not a test"]
+async fn server_process() {
+    let Some(file) = std::env::var_os(SERVER_SETTINGS_ENV) else {
+        eprintln!("{SERVER_SETTINGS_ENV} unset: nothing to run");
+        return;
+    };
+    let text = std::fs::read_to_string(&file).unwrap();
+    let settings: Settings = toml::from_str(&text).expect("server settings");
+    let cfg = Config::from_settings(settings).expect("valid server config");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let running = loop {
+        match server::start(cfg.clone()).await {
+            Ok(r) => break r,
+            // the killed predecessor's port may linger a moment
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("server start retry: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("server does not start: {e}"),
+        }
+    };
+    running.wait().await.unwrap();
+}
+
+/// A fresh PostgreSQL database: (URL, name). Fails loudly without one.
+async fn create_pg_database() -> (String, String) {
+    use sqlx::Connection;
+    let base = postgres_base_url();
+    let name = format!("botmox_a_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::postgres::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is required ({base} unreachable: {e}); run .ci/run, which starts it")
+        });
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    (format!("{base}/{name}"), name)
+}
+
+async fn drop_pg_database(name: &str) {
+    use sqlx::Connection;
+    let base = postgres_base_url();
+    if let Ok(mut conn) = sqlx::postgres::PgConnection::connect(&format!("{base}/postgres")).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+fn postgres_base_url() -> String {
+    std::env::var("BOTMOX_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 // ------------------------------------------------------------------ agent

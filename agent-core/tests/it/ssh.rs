@@ -101,6 +101,7 @@ fn ssh_target(sshd: &Sshd, id: &str, allow_unsafe: bool, conf_dir: &Path) -> Tar
             ssh: Some(cfg),
             allow_ssh_override: false,
             allow_host_level_config: false,
+            iso_storage: None,
         },
         secrets: TargetSecrets {
             password: Some("not-the-root-password".into()),

@@ -66,6 +66,8 @@ const AUTO_DETACH_GRACE_MS: i64 = 20_000;
 
 /// How often a clone task's status is polled.
 const CLONE_POLL_MS: i64 = 250;
+/// The longest a clone wait's long poll holds an agent slot.
+const CLONE_LONG_POLL_MS: i64 = 20_000;
 
 /// Error codes a job or item ends with (besides the agent's own codes).
 pub mod codes {
@@ -169,6 +171,10 @@ struct Ctx<'a> {
     online: bool,
     revoked: bool,
     now: i64,
+    /// The agent has more command slots (`max_concurrent_commands`, from its
+    /// heartbeat metadata) than the job's parallelism: a clone wait may hold
+    /// one (a long poll of the task) without starving the other steps.
+    spare_slots: bool,
 }
 
 /// What handling an item did.
@@ -283,6 +289,11 @@ impl Orchestrator {
             .as_ref()
             .map(|a| connection_state(a, now, &self.bus))
             .unwrap_or(ConnectionState::Revoked);
+        let slots = agent
+            .as_ref()
+            .and_then(|a| a.metadata.as_deref())
+            .and_then(|m| serde_json::from_str::<Value>(m).ok())
+            .and_then(|m| m.get("max_concurrent_commands").and_then(Value::as_u64));
         let ctx = Ctx {
             job: &job,
             spec: &spec,
@@ -291,6 +302,7 @@ impl Orchestrator {
             online: state == ConnectionState::Online,
             revoked: state == ConnectionState::Revoked,
             now,
+            spare_slots: slots.is_some_and(|n| n > u64::from(spec.parallelism)),
         };
         if job.status == JobStatus::Pending {
             return self.plan(&ctx).await;
@@ -932,9 +944,16 @@ impl Orchestrator {
             (ItemStep::CloneWait, _) => {
                 let left = self.remaining_ms(ctx, item).max(1_000);
                 match &item.task_upid {
-                    // Polled (phase = poll number), not waited for: a
-                    // blocking wait would hold one of the agent's command
-                    // slots (`max_concurrent_commands`) for the whole clone.
+                    // Polled (phase = poll number). With spare agent slots
+                    // each poll is a long poll (the agent answers as soon as
+                    // the task stops, at the latest after
+                    // CLONE_LONG_POLL_MS); without, a plain read every
+                    // CLONE_POLL_MS, since a blocking wait would hold one of
+                    // the agent's command slots for the whole clone.
+                    Some(upid) if ctx.spare_slots => (
+                        "proxmox.task-status".into(),
+                        json!({"upid": upid, "waitMs": left.min(CLONE_LONG_POLL_MS), "intervalMs": 200}),
+                    ),
                     Some(upid) => ("proxmox.task-status".into(), json!({"upid": upid})),
                     None => (
                         "proxmox.wait-vm-presence".into(),
@@ -1061,7 +1080,7 @@ impl Orchestrator {
             vmid: Some(vmid as u32),
             node: Some(ctx.job.node.clone()),
             iso_name: Some(name.clone()),
-            iso_storage: Some(spec.iso_storage.clone()),
+            iso_storage: spec.iso_storage.clone(),
             downloads,
             linux,
         };
@@ -1080,15 +1099,14 @@ impl Orchestrator {
         Ok(match payload.os {
             GuestOs::Windows => (
                 "proxmox.create-provision-iso".into(),
-                json!({
-                    "vmid": vmid, "files": payload.files, "isoName": name, "isoStorage": spec.iso_storage,
-                }),
+                with_iso_storage(
+                    json!({"vmid": vmid, "files": payload.files, "isoName": name}),
+                    spec,
+                ),
             ),
             GuestOs::Linux => (
                 "proxmox.upload-iso".into(),
-                json!({
-                    "isoName": name, "data": payload.seed_iso, "isoStorage": spec.iso_storage,
-                }),
+                with_iso_storage(json!({"isoName": name, "data": payload.seed_iso}), spec),
             ),
         })
     }
@@ -1221,7 +1239,8 @@ impl Orchestrator {
                 if running {
                     // Poll again shortly (a new phase: a new command key).
                     i.phase += 1;
-                    i.next_attempt_at = Some(ctx.now + CLONE_POLL_MS);
+                    let pause = if ctx.spare_slots { 0 } else { CLONE_POLL_MS };
+                    i.next_attempt_at = Some(ctx.now + pause);
                     return Ok(
                         match store::save_item(self.db.writer(), &i, ctx.now).await? {
                             Some(_) => Step::Idle,
@@ -1726,6 +1745,7 @@ impl Ctx<'_> {
             online: self.online,
             revoked: self.revoked,
             now: self.now,
+            spare_slots: self.spare_slots,
         }
     }
 }
@@ -1773,6 +1793,15 @@ fn command_stub() -> Command {
         expires_at: String::new(),
         lease_expires_at: None,
     }
+}
+
+/// The ISO upload's payload with the job's `iso_storage`, or without it
+/// (the agent then uses its target's ISO storage).
+fn with_iso_storage(mut payload: Value, spec: &JobSpec) -> Value {
+    if let Some(s) = &spec.iso_storage {
+        payload["isoStorage"] = Value::from(s.clone());
+    }
+    payload
 }
 
 fn bump(attempts: &str, step: ItemStep) -> String {

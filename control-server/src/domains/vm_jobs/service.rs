@@ -268,7 +268,7 @@ pub fn job_view(job: &JobRow, items: &[ItemRow], artifacts: &[ArtifactRow]) -> J
             vmid_range: None,
             full_clone: true,
             storage: None,
-            iso_storage: "local".into(),
+            iso_storage: None,
             profile_id: None,
             linux: None,
             playbook_id: None,

@@ -136,7 +136,9 @@ pub struct CreateVmJob {
     pub full_clone: Option<bool>,
     /// Target storage of a full clone's disks.
     pub storage: Option<String>,
-    /// Storage for the provisioning ISOs (default `local`).
+    /// Storage for the provisioning ISOs. Default: the agent target's
+    /// ISO storage (its `iso_storage` setting, else the node's storage that
+    /// holds ISO images, `local` when it does).
     pub iso_storage: Option<String>,
     /// The VMs' OS when `names` does not say (default `windows`).
     pub os: Option<GuestOs>,
@@ -187,7 +189,8 @@ pub struct JobSpec {
     pub vmid_range: Option<(u32, u32)>,
     pub full_clone: bool,
     pub storage: Option<String>,
-    pub iso_storage: String,
+    /// `None`: the target's default ISO storage, chosen by the agent.
+    pub iso_storage: Option<String>,
     pub profile_id: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub linux: Option<serde_json::Value>,
@@ -515,12 +518,14 @@ pub fn normalise(req: CreateVmJob, install_default: u32) -> Result<JobSpec, Fiel
             f.check(is_storage_id(s), "storage", "must be a Proxmox storage id");
         }
     }
-    let iso_storage = req.iso_storage.clone().unwrap_or_else(|| "local".into());
-    f.check(
-        is_storage_id(&iso_storage),
-        "iso_storage",
-        "must be a Proxmox storage id",
-    );
+    let iso_storage = req.iso_storage.clone();
+    if let Some(s) = &iso_storage {
+        f.check(
+            is_storage_id(s),
+            "iso_storage",
+            "must be a Proxmox storage id",
+        );
+    }
     let has_windows = vms.iter().any(|v| v.os == GuestOs::Windows);
     let has_linux = vms.iter().any(|v| v.os == GuestOs::Linux);
     match &req.profile_id {
@@ -686,7 +691,7 @@ mod tests {
         assert_eq!(s.vms[0].name, "vm-01");
         assert!(s.full_clone && s.start);
         assert_eq!(s.parallelism, 2);
-        assert_eq!(s.iso_storage, "local");
+        assert_eq!(s.iso_storage, None);
         assert_eq!(s.on_failure, OnFailure::Continue);
         assert_eq!(s.install_timeout_minutes, 120);
     }
