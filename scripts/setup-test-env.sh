@@ -25,6 +25,10 @@ declare -A NEED=(
   [dbus-run-session]=dbus-daemon
   [x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64   # Windows cross-check (C build scripts)
   [xmllint]=libxml2-utils       # unattend answer files checked against their XSD
+  [chromium]=chromium           # the web console's browser tests (headless)
+  [chromedriver]=chromium-driver   # ... driven over WebDriver
+  [npm]=npm                     # fetches axe-core (below)
+  [node]=nodejs
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -94,6 +98,28 @@ if ! moto_ok; then
 fi
 moto_ok || die "moto $MOTO_VERSION is not usable at $MOTO_VENV/bin/moto_server"
 
+# The web console's browser tests (control-server/tests/it/browser.rs) need
+# Chromium and its WebDriver (Debian chromium + chromium-driver, same
+# version) and axe-core's axe.min.js (npm, pinned), which they inject into
+# every page. axe-core is fetched here rather than vendored: it is a 0.5 MB
+# test-only file under another licence (MPL-2.0), like schemathesis and moto.
+command -v chromium >/dev/null 2>&1 || die "chromium not found after installing the chromium package"
+command -v chromedriver >/dev/null 2>&1 || die "chromedriver not found after installing chromium-driver"
+cr=$(chromium --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true)
+cd_=$(chromedriver --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true)
+[[ -n "$cr" && "$cr" == "$cd_" ]] || die "chromium ($cr) and chromedriver ($cd_) differ: upgrade both (apt-get install chromium chromium-driver)"
+AXE_VERSION=4.14.1
+AXE_DIR=/var/tmp/botmox-tools/axe-core
+AXE_JS="$AXE_DIR/node_modules/axe-core/axe.min.js"
+if [[ "$(head -c 40 "$AXE_JS" 2>/dev/null)" != *"axe v$AXE_VERSION"* ]]; then
+  log "installing axe-core $AXE_VERSION into $AXE_DIR"
+  mkdir -p "$AXE_DIR"
+  [[ -f "$AXE_DIR/package.json" ]] || printf '{ "name": "botmox-axe-core", "private": true }\n' >"$AXE_DIR/package.json"
+  npm install --prefix "$AXE_DIR" --no-audit --no-fund --loglevel=error "axe-core@$AXE_VERSION" >/dev/null \
+    || die "cannot install axe-core $AXE_VERSION from npm"
+fi
+[[ "$(head -c 40 "$AXE_JS" 2>/dev/null)" == *"axe v$AXE_VERSION"* ]] || die "axe-core $AXE_VERSION is not at $AXE_JS"
+
 # PostgreSQL on 127.0.0.1:5432 (the postgres:: tests need it).
 PGURL="${BOTMOX_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 if ! pg_isready -q -d "$PGURL/postgres" 2>/dev/null; then
@@ -121,4 +147,4 @@ fi
 # Drop databases left behind by aborted test runs.
 psql "$PGURL/postgres" -qAtc "select datname from pg_database where datname like 'botmox_t_%'" \
   | while read -r db; do [[ -n "$db" ]] && psql "$PGURL/postgres" -qc "drop database if exists \"$db\" with (force)"; done
-log "ready: packages present, schemathesis $ST_VERSION, moto $MOTO_VERSION, PostgreSQL at $PGURL"
+log "ready: packages present, schemathesis $ST_VERSION, moto $MOTO_VERSION, chromium $cr, axe-core $AXE_VERSION, PostgreSQL at $PGURL"

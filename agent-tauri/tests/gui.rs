@@ -48,7 +48,7 @@ use serde_json::{json, Value};
 use support::display::{self, Display};
 use support::server::{self, Server};
 use support::shot;
-use support::webdriver::{Driver, Session};
+use support::webdriver::{self as wd, Session};
 
 const APP: &str = env!("CARGO_BIN_EXE_botmox-agent-tray");
 
@@ -155,13 +155,13 @@ async fn gui_pair_target_command_and_states() {
         ("XDG_CACHE_HOME".into(), p(&xdg.join("cache"))),
         ("XDG_RUNTIME_DIR".into(), p(&xdg.join("runtime"))),
     ]);
-    let driver = Driver::start(&env, &logs.join("webdriver-and-app.log")).await;
+    let driver = wd::start_driver(&env, &logs.join("webdriver-and-app.log")).await;
     eprintln!(
         "[{:>5.1}s] Xvfb {} + bus + WebKitWebDriver up",
         t0.elapsed().as_secs_f64(),
         disp.display
     );
-    let s = Session::new(&driver, Path::new(APP), &["--show", "pair"]).await;
+    let s = wd::app_session(&driver, Path::new(APP), &["--show", "pair"]).await;
     eprintln!("[{:>5.1}s] app session started", t0.elapsed().as_secs_f64());
 
     let mut ctx = Ctx {

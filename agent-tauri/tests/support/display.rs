@@ -5,17 +5,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use botmox_webdriver::on_path;
+/// A child process killed by pid on drop (the shared crate's).
+pub use botmox_webdriver::Guard;
 
 /// Programs the GUI tests need.
 pub const REQUIRED_TOOLS: &[&str] = &["Xvfb", "WebKitWebDriver", "dbus-daemon", "gdbus"];
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
-}
 
 /// Returns false (after printing why) when the GUI test must be skipped.
 /// Under `CI=true` a missing tool fails the test instead: CI never skips.
@@ -37,32 +35,6 @@ pub fn preflight(test: &str) -> bool {
     }
     eprintln!("SKIPPED {msg} (set CI=true to make this a failure)");
     false
-}
-
-/// A child process killed (by its pid) and reaped on drop.
-pub struct Guard {
-    pub name: &'static str,
-    pub child: Child,
-}
-
-impl Guard {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Panics if the process has exited.
-    pub fn assert_running(&mut self) {
-        if let Some(st) = self.child.try_wait().unwrap() {
-            panic!("{} exited unexpectedly: {st}", self.name);
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub struct Display {

@@ -15,6 +15,10 @@ mod binary;
 /// Bots: CRUD, the lifecycle of inventory §2.6 with its log and archive,
 /// roles, tenants and the list kit against a reference (issue #16).
 mod bots;
+/// The web console in headless Chromium (WebDriver): every page at two
+/// sizes with axe-core, focus, console and screenshot checks; pairing,
+/// ban/unban and finance through the UI (issue #14, the browser ring).
+mod browser;
 /// Agents and the command bus end to end.
 mod bus;
 /// The web console: pages per role, cookie session, CSRF, event stream with
