@@ -28,6 +28,9 @@ pub const MIN_MS: i64 = -62_135_596_800_000;
 pub const MAX_MS: i64 = 253_402_300_799_999;
 /// Longest client-supplied id.
 pub const MAX_ID: usize = 128;
+/// Largest passthrough `extras` of a record (serialised JSON bytes), also
+/// after a patch merged them (bots and finance keep the same limit).
+pub const MAX_EXTRAS_BYTES: usize = 64 * 1024;
 /// JSON Schema pattern of a one-line display string (see
 /// [`FieldErrors::display_text`]).
 pub const DISPLAY_PATTERN: &str =
@@ -511,8 +514,25 @@ pub fn parse(spec: &KindSpec, body: &Value, creating: bool) -> Result<Parsed, Fi
             p.extras.insert(key.clone(), v.clone());
         }
     }
+    check_extras(&mut f, &p.extras);
     f.into_fields()?;
     Ok(p)
+}
+
+/// Passthrough fields are at most [`MAX_EXTRAS_BYTES`] of JSON (`body`
+/// names them in `details.fields`).
+pub fn check_extras(f: &mut FieldErrors, extras: &Map<String, Value>) {
+    if extras_too_large(extras) {
+        f.add(
+            "body",
+            format!("additional fields must be at most {MAX_EXTRAS_BYTES} bytes of JSON"),
+        );
+    }
+}
+
+/// Are these passthrough fields over [`MAX_EXTRAS_BYTES`]?
+pub fn extras_too_large(extras: &Map<String, Value>) -> bool {
+    serde_json::to_vec(extras).map_or(0, |v| v.len()) > MAX_EXTRAS_BYTES
 }
 
 /// A row as read: column name → value.
@@ -894,7 +914,7 @@ pub fn input_schema(spec: &KindSpec, creating: bool) -> Value {
     }
     json!({
         "type": "object",
-        "description": "Typed fields are validated; any other key is kept as is and returned (`created_at`, `updated_at`, `tenant_id`, `id` on updates are ignored).",
+        "description": "Typed fields are validated; any other key is kept as is and returned (at most 64 KiB of JSON for them all; `created_at`, `updated_at`, `tenant_id`, `id` on updates are ignored).",
         "properties": props,
         "additionalProperties": true,
         "minProperties": 1,
@@ -1005,6 +1025,10 @@ pub struct ApiShape<'a> {
     pub put: bool,
     pub not_found_code: &'a str,
     pub invalid_kind_code: &'a str,
+    /// A create or update body fails validation (`details.fields`).
+    pub invalid_body_code: &'a str,
+    /// A list query parameter is refused (`details.fields`).
+    pub invalid_list_query_code: &'a str,
 }
 
 fn error_ref(description: &str) -> Value {
@@ -1056,6 +1080,10 @@ pub fn openapi_document(shape: &ApiShape<'_>, extra_paths: Map<String, Value>) -
             "{}: no such {k} in the caller's tenant",
             shape.not_found_code
         ));
+        let invalid_body = error_ref(&format!(
+            "{}: the body is invalid (`details.fields` names each field; extras at most {MAX_EXTRAS_BYTES} bytes of JSON), MALFORMED_JSON; {}: unknown kind",
+            shape.invalid_body_code, shape.invalid_kind_code
+        ));
         paths.insert(
             format!("{}/{k}", shape.base),
             json!({
@@ -1064,7 +1092,10 @@ pub fn openapi_document(shape: &ApiShape<'_>, extra_paths: Map<String, Value>) -
                     "summary": format!("List {k} (viewer+)"),
                     "description": format!("{} {other_kinds}", list_description(l)),
                     "security": security, "parameters": list_parameters(l),
-                    "responses": {"200": envelope(json!({"type": "array", "items": item_ref}), true)}
+                    "responses": {
+                        "200": envelope(json!({"type": "array", "items": item_ref}), true),
+                        "400": error_ref(&format!("{}: a query parameter is refused (`details.fields` names it); {}: unknown kind", shape.invalid_list_query_code, shape.invalid_kind_code)),
+                    }
                 },
                 "post": {
                     "tags": [shape.tag], "operationId": format!("create_{}_{k}", shape.tag),
@@ -1073,6 +1104,7 @@ pub fn openapi_document(shape: &ApiShape<'_>, extra_paths: Map<String, Value>) -
                     "security": security, "requestBody": body(format!("{s}Create")),
                     "responses": {
                         "201": {"description": "Created", "content": envelope(item_ref.clone(), false)["content"].clone()},
+                        "400": invalid_body.clone(),
                         "409": error_ref("CONFLICT: the client's `id` is taken in this tenant"),
                     }
                 }
@@ -1085,7 +1117,7 @@ pub fn openapi_document(shape: &ApiShape<'_>, extra_paths: Map<String, Value>) -
             "summary": format!("Update one of {k}: shallow merge (operator+)"),
             "description": format!("Given typed fields replace the stored ones (null clears), given extra keys replace or add theirs, everything else stays. {other_kinds}"),
             "security": security, "parameters": id_param, "requestBody": body(format!("{s}Patch")),
-            "responses": {"200": envelope(item_ref.clone(), false), "404": not_found}
+            "responses": {"200": envelope(item_ref.clone(), false), "400": invalid_body, "404": not_found}
         });
         let mut item = json!({
             "get": {

@@ -11,6 +11,8 @@ pub use botmox_protocol::codes::{
 };
 
 pub const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
+/// Over `api_max_in_flight`: shed at the door (429 + jittered `Retry-After`).
+pub const SERVER_BUSY: &str = "SERVER_BUSY";
 pub const MALFORMED_JSON: &str = "MALFORMED_JSON";
 pub const BAD_REQUEST: &str = "BAD_REQUEST";
 pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
@@ -74,8 +76,12 @@ pub const VM_JOB_CANCELLED: &str = "VM_JOB_CANCELLED";
 // resources and workspace (issue #16)
 pub const RESOURCES_INVALID_KIND: &str = "RESOURCES_INVALID_KIND";
 pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
+pub const RESOURCES_INVALID_BODY: &str = "RESOURCES_INVALID_BODY";
+pub const RESOURCES_INVALID_LIST_QUERY: &str = "RESOURCES_INVALID_LIST_QUERY";
 pub const WORKSPACE_INVALID_KIND: &str = "WORKSPACE_INVALID_KIND";
 pub const WORKSPACE_ENTITY_NOT_FOUND: &str = "WORKSPACE_ENTITY_NOT_FOUND";
+pub const WORKSPACE_INVALID_BODY: &str = "WORKSPACE_INVALID_BODY";
+pub const WORKSPACE_INVALID_LIST_QUERY: &str = "WORKSPACE_INVALID_LIST_QUERY";
 // unattend profiles
 pub const UNATTEND_PROFILE_NOT_FOUND: &str = "UNATTEND_PROFILE_NOT_FOUND";
 pub const UNATTEND_PROFILE_NAME_TAKEN: &str = "UNATTEND_PROFILE_NAME_TAKEN";
@@ -397,6 +403,26 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         "`/workspace/{kind}`: the kind is not notes, calendar or kanban",
     ),
     (
+        RESOURCES_INVALID_BODY,
+        400,
+        "A resource create/update body is invalid; `details.fields` names each field",
+    ),
+    (
+        RESOURCES_INVALID_LIST_QUERY,
+        400,
+        "A resources list query parameter is invalid; `details.fields` names it",
+    ),
+    (
+        WORKSPACE_INVALID_BODY,
+        400,
+        "A workspace create/update body is invalid; `details.fields` names each field",
+    ),
+    (
+        WORKSPACE_INVALID_LIST_QUERY,
+        400,
+        "A workspace list query parameter is invalid; `details.fields` names it",
+    ),
+    (
         RESOURCE_NOT_FOUND,
         404,
         "No such license, proxy or subscription in the caller's tenant",
@@ -543,6 +569,11 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         "The body must be JSON (`Content-Type: application/json`)",
     ),
     (RATE_LIMITED, 429, "Too many requests; see `Retry-After`"),
+    (
+        SERVER_BUSY,
+        429,
+        "The server is at `api_max_in_flight`; retry after the (jittered) `Retry-After`",
+    ),
     (
         TOO_MANY_STREAMS,
         429,

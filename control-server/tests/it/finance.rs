@@ -17,6 +17,9 @@ backend_tests!(
     every_validation_rule,
     aggregates_match_reference,
     roles_and_tenants,
+    passthrough_fields_round_trip,
+    q_searches_category_and_description,
+    list_columns_are_indexed,
 );
 
 const DAY: i64 = 86_400_000;
@@ -153,7 +156,9 @@ async fn every_validation_rule(b: Backend) {
             "gold_price_at_time",
         ),
         (with("id", json!("a/b")), "id"),
-        (with("unknown", json!(1)), "body"),
+        // Passthrough fields are kept, but at most 64 KiB of them.
+        (with("memo", json!("x".repeat(65 * 1024))), "body"),
+        (with("memo", json!({"k": "a\u{0}b"})), "memo.k"),
         (json!("text"), "body"),
     ];
     for (body, field) in cases {
@@ -183,7 +188,7 @@ async fn every_validation_rule(b: Backend) {
         (json!({"amount": null}), "amount"),
         (json!({"category": ""}), "category"),
         (json!({"date": -5}), "date"),
-        (json!({"nope": 1}), "nope"),
+        (json!({"amount": "x", "extra": 1}), "amount"),
     ] {
         let r = s.call("PATCH", &path, Some(&t), Some(body)).await;
         r.assert_error(400, "FINANCE_INVALID_PATCH_BODY");
@@ -226,6 +231,173 @@ async fn every_validation_rule(b: Backend) {
                 .assert_error(400, "FINANCE_INVALID_STATS_QUERY");
         }
     }
+    s.stop().await;
+}
+
+/// Fields that are not typed pass through (the original's passthrough
+/// objects): kept and returned on create, read and list; a PATCH merges
+/// them shallowly (each given key replaces its own, `null` is kept); the
+/// typed fields are still validated beside them; server-managed keys are
+/// ignored; at most 64 KiB of them, also after a merge.
+async fn passthrough_fields_round_trip(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.admin_token().await;
+    let extras = json!({"source": "auction", "lot": {"items": [1, 2], "realm": "Gehennas"},
+                        "verified": true, "fee": 0.05, "nothing": null});
+    let mut body = op("income", 9.5, json!(1_767_225_600_000i64));
+    for (k, v) in extras.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body["tenant_id"] = json!("someone-else");
+    let o = create(&s, &t, body).await;
+    for (k, v) in extras.as_object().unwrap() {
+        assert_eq!(&o[k], v, "{k} on create");
+    }
+    assert!(o.get("tenant_id").is_none(), "{o}");
+    assert_eq!(o["amount"], 9.5);
+    assert_eq!(o["category"], "sale");
+    let id = o["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/finance/operations/{id}");
+    assert_eq!(s.get(&path, Some(&t)).await.body["data"], o, "read");
+    let list = s.get("/api/v1/finance/operations", Some(&t)).await;
+    assert_eq!(list.body["data"][0], o, "list");
+    // A patch of extras only is a patch; typed fields stay.
+    let r = s
+        .call(
+            "PATCH",
+            &path,
+            Some(&t),
+            Some(json!({"lot": {"items": []}, "buyer": "b-1", "source": null})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = r.body["data"].clone();
+    assert_eq!(d["lot"], json!({"items": []}));
+    assert_eq!(d["buyer"], "b-1");
+    assert_eq!(d["source"], Value::Null);
+    assert!(d.as_object().unwrap().contains_key("source"));
+    assert_eq!(d["verified"], true);
+    assert_eq!(d["fee"], 0.05);
+    assert_eq!(d["amount"], 9.5);
+    assert_eq!(d["date"], "2026-01-01T00:00:00.000Z");
+    // Typed and passthrough together: typed replaced, extras merged.
+    let r = s
+        .call(
+            "PATCH",
+            &path,
+            Some(&t),
+            Some(json!({"amount": 10, "verified": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = r.body["data"].clone();
+    assert_eq!(d["amount"], 10.0);
+    assert_eq!(d["verified"], false);
+    assert_eq!(d["buyer"], "b-1");
+    assert_eq!(
+        s.get(&path, Some(&t)).await.body["data"],
+        d,
+        "read after patch"
+    );
+    // Refused patches (a bad typed field beside extras; extras growing past
+    // 64 KiB) change nothing.
+    let r = s
+        .call(
+            "PATCH",
+            &path,
+            Some(&t),
+            Some(json!({"currency": "EUR", "x": 1})),
+        )
+        .await;
+    r.assert_error(400, "FINANCE_INVALID_PATCH_BODY");
+    assert!(
+        r.body["error"]["details"]["fields"]["currency"].is_string(),
+        "{}",
+        r.body
+    );
+    let half = "x".repeat(40 * 1024);
+    let r = s
+        .call("PATCH", &path, Some(&t), Some(json!({"a": half})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = r.body["data"].clone();
+    let r = s
+        .call("PATCH", &path, Some(&t), Some(json!({"b": half})))
+        .await;
+    r.assert_error(400, "FINANCE_INVALID_PATCH_BODY");
+    assert!(
+        r.body["error"]["details"]["fields"]["body"].is_string(),
+        "{}",
+        r.body
+    );
+    assert_eq!(s.get(&path, Some(&t)).await.body["data"], d);
+    // The statistics ignore extras.
+    let stats = s
+        .get(
+            "/api/v1/finance/daily-stats?from=2026-01-01&to=2026-01-01",
+            Some(&t),
+        )
+        .await;
+    assert_eq!(
+        stats.body["data"]["2026-01-01"]["total_revenue"], 10.0,
+        "{}",
+        stats.body
+    );
+    s.stop().await;
+}
+
+/// `q` searches `category` and `description` case-insensitively, and no
+/// other field (bot_id, extras).
+async fn q_searches_category_and_description(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.admin_token().await;
+    let mut ids = Vec::new();
+    for (k, v) in [
+        ("category", "Mk0Qz"),
+        ("description", "Mk1Qz"),
+        ("bot_id", "Mk2Qz"),
+        ("memo", "Mk3Qz"),
+    ] {
+        let mut body = op("expense", 1.0, json!(0));
+        body[k] = json!(v);
+        ids.push(
+            create(&s, &t, body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for (i, want) in [(0, true), (1, true), (2, false), (3, false)] {
+        for q in [format!("k{i}q"), format!("K{i}Q")] {
+            let r = s
+                .get(&format!("/api/v1/finance/operations?q={q}"), Some(&t))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let got: Vec<&str> = r.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["id"].as_str().unwrap())
+                .collect();
+            let expected: Vec<&str> = if want { vec![ids[i].as_str()] } else { vec![] };
+            assert_eq!(got, expected, "q={q}");
+        }
+    }
+    s.stop().await;
+}
+
+/// The operations list filters and sorts on indexed columns: every
+/// sortable or filterable column of `OPERATION_LIST` has its index.
+async fn list_columns_are_indexed(b: Backend) {
+    let s = TestServer::start(b).await;
+    crate::resources::assert_list_columns_indexed(
+        &s,
+        b,
+        "finance_operations",
+        &control_server::domains::finance::store::OPERATION_LIST,
+        &[],
+    )
+    .await;
     s.stop().await;
 }
 

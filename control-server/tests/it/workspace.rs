@@ -15,6 +15,9 @@ backend_tests!(
     merge_semantics_and_extras,
     unknown_kind_no_put_and_missing_items,
     role_gates_and_tenancy,
+    q_searches_the_listed_columns,
+    extras_round_trip_every_kind,
+    list_columns_are_indexed,
 );
 
 const BASE: &str = "/api/v1/workspace";
@@ -150,12 +153,24 @@ async fn every_validation_rule(b: Backend) {
         ("kanban", json!({"due_date": "24.12.2026"}), "due_date"),
         ("kanban", json!({"order": 1.5}), "order"),
         ("kanban", json!({"order": 2_000_000_000i64}), "order"),
+        ("notes", json!({"created_by": long(201)}), "created_by"),
+        ("notes", json!({"created_by": ["me"]}), "created_by"),
+        ("calendar", json!({"title": long(501)}), "title"),
+        ("calendar", json!({"title": "a\u{7}b"}), "title"),
+        ("kanban", json!({"title": long(501)}), "title"),
+        ("kanban", json!({"title": 3}), "title"),
+        (
+            "kanban",
+            json!({"description": long(10_001)}),
+            "description",
+        ),
+        ("kanban", json!({"description": "esc\u{1b}"}), "description"),
     ];
     for (kind, body, field) in cases {
         let r = s
             .post(&format!("{BASE}/{kind}"), Some(&op), body.clone())
             .await;
-        r.assert_error(400, "VALIDATION_ERROR");
+        r.assert_error(400, "WORKSPACE_INVALID_BODY");
         assert!(
             r.body["error"]["details"]["fields"].get(field).is_some(),
             "{kind} {}: expected field {field}, got {}",
@@ -176,7 +191,7 @@ async fn every_validation_rule(b: Backend) {
             Some(json!({"status": "nope", "title": "changed"})),
         )
         .await;
-    r.assert_error(400, "VALIDATION_ERROR");
+    r.assert_error(400, "WORKSPACE_INVALID_BODY");
     assert_eq!(s.get(&path, Some(&op)).await.body["data"], c);
     for (q, field) in [
         ("sort=port", "sort"),
@@ -184,7 +199,7 @@ async fn every_validation_rule(b: Backend) {
         ("x=1", "x"),
     ] {
         let r = s.get(&format!("{BASE}/kanban?{q}"), Some(&op)).await;
-        r.assert_error(400, "VALIDATION_ERROR");
+        r.assert_error(400, "WORKSPACE_INVALID_LIST_QUERY");
         assert!(
             r.body["error"]["details"]["fields"].get(field).is_some(),
             "{}",
@@ -313,6 +328,240 @@ async fn role_gates_and_tenancy(b: Backend) {
     s.stop().await;
 }
 
+/// `q` searches exactly the columns the issue lists per kind — notes:
+/// title, content; calendar and kanban: title, description —
+/// case-insensitively, and no other column or extra.
+async fn q_searches_the_listed_columns(b: Backend) {
+    let (s, _admin, op, _) = setup(b).await;
+    let cases: [(&str, &[&str], &[&str]); 3] = [
+        (
+            "notes",
+            &["title", "content"],
+            &["created_by", "bot_id", "label"],
+        ),
+        (
+            "calendar",
+            &["title", "description"],
+            &["linked_note_id", "label"],
+        ),
+        ("kanban", &["title", "description"], &["label"]),
+    ];
+    for (kind, searched, unsearched) in cases {
+        let url = format!("{BASE}/{kind}");
+        q_searches_exactly(&s, &op, &url, json!({"zz": 0}), searched, unsearched).await;
+    }
+    // Nor a note's tags, nor a task's due date.
+    let url = format!("{BASE}/notes");
+    created(&s.post(&url, Some(&op), json!({"tags": ["TaGxy"]})).await);
+    q_finds(&s, &op, &url, "tagxy", &[]).await;
+    let url = format!("{BASE}/kanban");
+    created(
+        &s.post(&url, Some(&op), json!({"due_date": "2031-07-09"}))
+            .await,
+    );
+    q_finds(&s, &op, &url, "2031-07", &[]).await;
+    s.stop().await;
+}
+
+/// Passthrough extras round-trip for every kind: create, read, list, a
+/// shallow-merging PATCH, read again; more than 64 KiB of them is refused
+/// on create and when a patch would grow them past it.
+async fn extras_round_trip_every_kind(b: Backend) {
+    let (s, _admin, op, _) = setup(b).await;
+    let typed = [
+        ("notes", json!({"title": "N"})),
+        ("calendar", json!({"date": "2026-05-01"})),
+        ("kanban", json!({"status": "done"})),
+    ];
+    for (kind, typed) in typed {
+        extras_round_trip(
+            &s,
+            &op,
+            &format!("{BASE}/{kind}"),
+            typed,
+            "WORKSPACE_INVALID_BODY",
+        )
+        .await;
+    }
+    s.stop().await;
+}
+
+/// One kind's extras round trip (see `extras_round_trip_every_kind`).
+async fn extras_round_trip(s: &TestServer, token: &str, url: &str, typed: Value, code: &str) {
+    let extras = json!({
+        "note": "kept", "n": 7, "f": 1.5, "flag": false, "nothing": null,
+        "deep": {"a": [1, {"b": "ü"}]}, "list": ["x"],
+    });
+    let mut body = typed.clone();
+    for (k, v) in extras.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let c = created(&s.post(url, Some(token), body).await);
+    for (k, v) in extras
+        .as_object()
+        .unwrap()
+        .iter()
+        .chain(typed.as_object().unwrap())
+    {
+        assert_eq!(&c[k], v, "{url}: {k} on create");
+    }
+    let path = format!("{url}/{}", c["id"].as_str().unwrap());
+    assert_eq!(
+        s.get(&path, Some(token)).await.body["data"],
+        c,
+        "{url}: read"
+    );
+    let list = s.get(&format!("{url}?limit=200"), Some(token)).await;
+    let listed = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == c["id"])
+        .cloned();
+    assert_eq!(listed, Some(c.clone()), "{url}: list");
+    // Shallow merge: replaced, added, nulled; the rest and the typed
+    // fields stay.
+    let r = s
+        .call(
+            "PATCH",
+            &path,
+            Some(token),
+            Some(json!({"deep": {"z": 1}, "added": [true], "note": null})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{url}: {}", r.body);
+    let d = r.body["data"].clone();
+    assert_eq!(d["deep"], json!({"z": 1}), "{url}");
+    assert_eq!(d["added"], json!([true]), "{url}");
+    assert_eq!(d["note"], Value::Null, "{url}");
+    assert!(
+        d.as_object().unwrap().contains_key("note"),
+        "{url}: null kept"
+    );
+    for k in ["n", "f", "flag", "list"] {
+        assert_eq!(d[k], c[k], "{url}: {k} stays");
+    }
+    for (k, v) in typed.as_object().unwrap() {
+        assert_eq!(&d[k], v, "{url}: typed {k} stays");
+    }
+    assert_eq!(
+        s.get(&path, Some(token)).await.body["data"],
+        d,
+        "{url}: read after patch"
+    );
+    // At most 64 KiB of extras, on create and after a merge.
+    let big = "x".repeat(40 * 1024);
+    let r = s.post(url, Some(token), json!({"a": big, "b": big})).await;
+    r.assert_error(400, code);
+    assert!(
+        r.body["error"]["details"]["fields"]["body"].is_string(),
+        "{}",
+        r.body
+    );
+    let r = s
+        .call("PATCH", &path, Some(token), Some(json!({"a": big})))
+        .await;
+    assert_eq!(r.status, 200, "{url}: one half fits: {}", r.body);
+    let r = s
+        .call("PATCH", &path, Some(token), Some(json!({"b": big})))
+        .await;
+    r.assert_error(400, code);
+    assert!(
+        r.body["error"]["details"]["fields"]["body"].is_string(),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        s.get(&path, Some(token)).await.body["data"]["b"],
+        Value::Null
+    );
+}
+
+/// `q` on `{base}/{kind}` matches exactly `want` (ids), checked with the
+/// needle as given, lower-cased and upper-cased.
+async fn q_finds(s: &TestServer, token: &str, url: &str, needle: &str, want: &[&str]) {
+    for q in [
+        needle.to_string(),
+        needle.to_lowercase(),
+        needle.to_uppercase(),
+    ] {
+        let r = s
+            .get(&format!("{url}?q={}&limit=200", enc_q(&q)), Some(token))
+            .await;
+        assert_eq!(r.status, 200, "{url} q={q}: {}", r.body);
+        let mut got: Vec<&str> = r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap())
+            .collect();
+        got.sort_unstable();
+        let mut want = want.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want, "{url} q={q}");
+    }
+}
+
+fn enc_q(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `q` searches each of `searched` (case-insensitive substring) and none of
+/// `unsearched` (typed columns the issue does not list, and extras): each
+/// row carries its marker `Mk<i>Qz` in one column only; the needle is the
+/// marker's middle in another case.
+async fn q_searches_exactly(
+    s: &TestServer,
+    token: &str,
+    url: &str,
+    base: Value,
+    searched: &[&str],
+    unsearched: &[&str],
+) {
+    let columns = searched.iter().chain(unsearched).enumerate();
+    let mut rows = Vec::new();
+    for (i, col) in columns {
+        let marker = format!("Mk{i}Qz");
+        let mut body = base.clone();
+        body[*col] = json!(marker);
+        let c = created(&s.post(url, Some(token), body.clone()).await);
+        assert_eq!(c[*col], json!(marker), "{url} {body}");
+        rows.push((
+            *col,
+            format!("k{i}q"),
+            c["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    for (col, needle, id) in &rows {
+        let want: Vec<&str> = if searched.contains(col) {
+            vec![id.as_str()]
+        } else {
+            vec![]
+        };
+        q_finds(s, token, url, needle, &want).await;
+    }
+}
+
+const SORTS: &[&str] = &["created_at", "title", "status", "due_date", "order"];
+const STATUSES: &[&str] = &["todo", "in_progress", "done"];
+const NEEDLES: &[&str] = &["grind", "RAID", "_x", "%", "none-such"];
+const TITLES: &[&str] = &["Grind mobs", "Raid prep", "raid_x", "100% quest", "Sell"];
+
+/// Lists filter and sort on indexed columns: every sortable or filterable
+/// column of each kind (as the store declares it) has its index.
+async fn list_columns_are_indexed(b: Backend) {
+    use control_server::domains::workspace::store;
+    let (s, _admin, _op, _) = setup(b).await;
+    for (table, spec) in [
+        ("workspace_notes", &store::NOTE_LIST),
+        ("workspace_calendar_events", &store::CALENDAR_LIST),
+        ("workspace_kanban_tasks", &store::KANBAN_LIST),
+    ] {
+        crate::resources::assert_list_columns_indexed(&s, b, table, spec, &[]).await;
+    }
+    s.stop().await;
+}
+
 // ---------------------------------------------------------------- list kit
 
 #[derive(Debug, Clone)]
@@ -325,11 +574,6 @@ struct Task {
     due_date: Option<String>,
     order: Option<i64>,
 }
-
-const SORTS: &[&str] = &["created_at", "title", "status", "due_date", "order"];
-const STATUSES: &[&str] = &["todo", "in_progress", "done"];
-const NEEDLES: &[&str] = &["grind", "RAID", "_x", "%", "none-such"];
-const TITLES: &[&str] = &["Grind mobs", "Raid prep", "raid_x", "100% quest", "Sell"];
 
 #[derive(Debug, Clone)]
 struct Query {

@@ -18,10 +18,10 @@ use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{list_query_doc, ApiJson, ApiPath};
 use crate::state::AppState;
 
-/// A new operation. `created_at`/`updated_at` are set by the server (sent
-/// values are ignored).
+/// A new operation. `created_at`/`updated_at`/`tenant_id` are set by the
+/// server (sent values are ignored). Fields not listed here are kept and
+/// returned as sent (the original's passthrough; at most 64 KiB of JSON).
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct OperationCreate {
     /// Optional client-chosen id; absent or `null`: a UUIDv7. Unique in
@@ -61,12 +61,12 @@ pub struct OperationCreate {
 }
 
 /// A partial update (at least one field): each given field replaces the
-/// stored one; `null` clears an optional field. `id`, `created_at` and
-/// `updated_at` are ignored.
+/// stored one; `null` clears an optional field. Other fields are merged
+/// shallowly into the kept ones (each replaces its own). `id`,
+/// `created_at`, `updated_at` and `tenant_id` are ignored.
 pub struct OperationPatch;
 
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct OperationPatchFields {
     /// Checked like on create, then ignored (the path names the operation).

@@ -13,6 +13,7 @@ use crate::auth::{Identity, Role};
 use crate::db::ids::FinanceOperationId;
 use crate::db::list::{ListParams, Page};
 use crate::db::{ms_to_rfc3339, now_ms, Db};
+use crate::records;
 use crate::validate::FieldErrors;
 
 /// Largest |amount|, |gold_amount| and gold price accepted.
@@ -39,9 +40,10 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Create and patch bodies as parsed (absent vs `null` kept apart).
+/// Create and patch bodies as parsed (absent vs `null` kept apart). Keys
+/// that are not typed fields pass through as `extras` (the original's
+/// passthrough objects), as for resources, workspace and bots.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct OperationBody {
     #[serde(default)]
     id: Option<Value>,
@@ -72,6 +74,12 @@ struct OperationBody {
     #[serde(default)]
     #[allow(dead_code)]
     updated_at: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    tenant_id: Option<Value>,
+    /// Every other key, kept as sent.
+    #[serde(flatten)]
+    extras: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -91,6 +99,11 @@ pub struct Operation {
     pub gold_price_at_time: Option<f64>,
     pub created_at: String,
     pub updated_at: String,
+    /// Fields the server does not know, kept and returned as sent (top
+    /// level; at most 64 KiB of JSON).
+    #[serde(flatten)]
+    #[schema(additional_properties)]
+    pub extras: Map<String, Value>,
 }
 
 /// One UTC day of `GET /finance/daily-stats`.
@@ -219,8 +232,15 @@ fn no_nul(f: &mut FieldErrors, field: &str, v: &str, max: usize) {
     }
 }
 
-/// Check every given field; `row` receives the values.
+/// Check every given field; `row` receives the values. Given extras are
+/// merged shallowly into the stored ones (each key replaces its own).
 fn apply(b: OperationBody, row: &mut OperationRow, f: &mut FieldErrors, create: bool) {
+    if !b.extras.is_empty() {
+        let mut extras: Map<String, Value> = serde_json::from_str(&row.extras).unwrap_or_default();
+        extras.extend(b.extras);
+        records::check_extras(f, &extras);
+        row.extras = Value::Object(extras).to_string();
+    }
     let required = |f: &mut FieldErrors, field: &str| {
         f.add(
             field,
@@ -321,6 +341,7 @@ pub fn operation_view(r: OperationRow) -> Operation {
         gold_price_at_time: r.gold_price_at_time,
         created_at: ms_to_rfc3339(r.created_at),
         updated_at: ms_to_rfc3339(r.updated_at),
+        extras: serde_json::from_str(&r.extras).unwrap_or_default(),
     }
 }
 
@@ -389,6 +410,7 @@ impl FinanceService {
             gold_price_at_time: None,
             created_at: now,
             updated_at: now,
+            extras: "{}".into(),
         };
         apply(b, &mut row, &mut f, true);
         f.into_fields().map_err(FinanceError::InvalidCreate)?;

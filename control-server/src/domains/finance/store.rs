@@ -35,7 +35,7 @@ text_enum!(
 );
 
 pub const COLUMNS: &str = "id, type, category, description, amount, currency, date_ms, bot_id, \
-    project_id, gold_amount, gold_price_at_time, created_at, updated_at";
+    project_id, gold_amount, gold_price_at_time, created_at, updated_at, extras";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OperationRow {
@@ -54,6 +54,8 @@ pub struct OperationRow {
     pub gold_price_at_time: Option<f64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The passthrough fields: a JSON object.
+    pub extras: String,
 }
 
 type QueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>;
@@ -73,7 +75,7 @@ pub async fn insert(
 ) -> StoreResult<OperationRow> {
     let sql = format!(
         "INSERT INTO finance_operations (tenant_id, {COLUMNS}, day)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          RETURNING {COLUMNS}"
     );
     let q = sqlx::query_as::<_, OperationRow>(&sql)
@@ -91,6 +93,7 @@ pub async fn insert(
     let q = bind_f64(q, o.gold_price_at_time);
     q.bind(o.created_at)
         .bind(o.updated_at)
+        .bind(&o.extras)
         .bind(day(o.date_ms))
         .fetch_one(w.exec())
         .await
@@ -105,7 +108,7 @@ pub async fn update(
     let sql = format!(
         "UPDATE finance_operations SET type = $3, category = $4, description = $5, amount = $6,
             currency = $7, date_ms = $8, bot_id = $9, project_id = $10, gold_amount = $11,
-            gold_price_at_time = $12, updated_at = $13, day = $14
+            gold_price_at_time = $12, updated_at = $13, day = $14, extras = $15
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     let q = sqlx::query_as::<_, OperationRow>(&sql)
@@ -123,6 +126,7 @@ pub async fn update(
     let q = bind_f64(q, o.gold_price_at_time);
     Ok(q.bind(o.updated_at)
         .bind(day(o.date_ms))
+        .bind(&o.extras)
         .fetch_optional(w.exec())
         .await?)
 }

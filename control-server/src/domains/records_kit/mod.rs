@@ -122,7 +122,9 @@ impl RecordError {
             RecordError::NotFound | RecordError::Store(StoreError::NotFound(_)) => {
                 ApiError::not_found(api.shape.not_found_code, api.not_found_message)
             }
-            RecordError::Validation(f) => ApiError::validation(f),
+            RecordError::Validation(f) => {
+                ApiError::validation(f).recode_validation(api.shape.invalid_body_code)
+            }
             RecordError::SecretUnreadable { kind, cause } => ApiError::internal().with_cause(
                 format!("the secret of one of {kind} does not open with the data key: {cause}"),
             ),

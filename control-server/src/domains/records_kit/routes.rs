@@ -20,6 +20,14 @@ pub fn api_error<D: RecordsDomain>(e: RecordError) -> ApiError {
     e.into_api(D::api())
 }
 
+/// A body the extractor refused (a string with NUL, duplicate keys, …)
+/// answers the domain's invalid-body code, as the service's own checks do
+/// (malformed JSON, a wrong content type or a body over the limit keep
+/// theirs).
+fn invalid_body<D: RecordsDomain>(e: ApiError) -> ApiError {
+    e.recode_validation(D::api().shape.invalid_body_code)
+}
+
 /// `{kind}` from the path.
 fn kind<D: RecordsDomain>(
     path: Result<Path<String>, PathRejection>,
@@ -46,9 +54,13 @@ pub async fn list<D: RecordsDomain>(
     RawQuery(q): RawQuery,
 ) -> Result<Reply<Vec<Value>>, ApiError> {
     let spec = kind::<D>(path)?;
-    let params = records::parse_list_query(spec, state.db.backend(), q.as_deref().unwrap_or(""))?;
+    let code = D::api().shape.invalid_list_query_code;
+    let params = records::parse_list_query(spec, state.db.backend(), q.as_deref().unwrap_or(""))
+        .map_err(|f| ApiError::validation(f).recode_validation(code))?;
     let page = D::service(&state).list(&identity, spec, &params).await;
-    Ok(paged(page.map_err(api_error::<D>)?))
+    Ok(paged(
+        page.map_err(|e| api_error::<D>(e).recode_validation(code))?,
+    ))
 }
 
 /// `GET {base}/{kind}/{id}`.
@@ -68,9 +80,10 @@ pub async fn create<D: RecordsDomain>(
     State(state): State<AppState>,
     identity: Identity,
     path: Result<Path<String>, PathRejection>,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<Value>, ApiError> {
     let spec = kind::<D>(path)?;
+    let ApiJson(body) = body.map_err(invalid_body::<D>)?;
     let record = D::service(&state).create(&identity, spec, body).await;
     Ok(created(record.map_err(api_error::<D>)?))
 }
@@ -81,9 +94,10 @@ pub async fn update<D: RecordsDomain>(
     State(state): State<AppState>,
     identity: Identity,
     path: Result<Path<(String, String)>, PathRejection>,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Reply<Value>, ApiError> {
     let (spec, id) = kind_and_id::<D>(path)?;
+    let ApiJson(body) = body.map_err(invalid_body::<D>)?;
     let record = D::service(&state).update(&identity, spec, &id, body).await;
     Ok(ok(record.map_err(api_error::<D>)?))
 }

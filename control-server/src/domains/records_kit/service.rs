@@ -14,6 +14,7 @@ use crate::crypto::{Aad, DataKeys};
 use crate::db::list::{ListParams, Page};
 use crate::db::{new_id, now_ms, Db, TenantScope};
 use crate::records::{self, KindSpec, Parsed};
+use crate::validate::FieldErrors;
 
 /// The service of one domain's records (`RecordsService<Resources>`).
 pub struct RecordsService<D> {
@@ -154,6 +155,9 @@ impl<D: RecordsDomain> RecordsService<D> {
             .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok())
             .unwrap_or_default();
         extras.extend(p.extras.clone());
+        let mut f = FieldErrors::default();
+        records::check_extras(&mut f, &extras);
+        f.into_fields().map_err(RecordError::Validation)?;
         let sealed = self.seal(spec, &scope, id, &p)?;
         records::update(&mut tx, spec, &scope, id, &p, &extras, sealed, now_ms()).await?;
         let row = records::get(&mut tx, backend, spec, &scope, id)

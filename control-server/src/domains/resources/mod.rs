@@ -34,6 +34,8 @@ static API: RecordsApi = RecordsApi {
         put: true,
         not_found_code: codes::RESOURCE_NOT_FOUND,
         invalid_kind_code: codes::RESOURCES_INVALID_KIND,
+        invalid_body_code: codes::RESOURCES_INVALID_BODY,
+        invalid_list_query_code: codes::RESOURCES_INVALID_LIST_QUERY,
     },
     noun: "resource",
     not_found_message: "Resource not found",

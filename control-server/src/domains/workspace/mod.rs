@@ -30,6 +30,8 @@ static API: RecordsApi = RecordsApi {
         put: false,
         not_found_code: codes::WORKSPACE_ENTITY_NOT_FOUND,
         invalid_kind_code: codes::WORKSPACE_INVALID_KIND,
+        invalid_body_code: codes::WORKSPACE_INVALID_BODY,
+        invalid_list_query_code: codes::WORKSPACE_INVALID_LIST_QUERY,
     },
     noun: "workspace",
     not_found_message: "Workspace item not found",
