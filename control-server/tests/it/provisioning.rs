@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::common::{base_settings, Backend, Resp, TestServer};
 use control_server::config::Settings;
 use control_server::domains::provisioning::linux::validate_cloud_config;
+use control_server::domains::unattend::builder::{check_answer_file, NS as UNATTEND_NS};
 
 backend_tests!(
     token_lifecycle_through_all_four_statuses,
@@ -23,12 +24,68 @@ backend_tests!(
     playbooks_crud_and_validation,
     auto_detach_on_completion,
     license_required_to_issue_and_to_report,
+    preview_of_a_vm_is_its_iso_answer_file,
+    default_token_ttl_is_30_days,
+    detach_on_failure_dispatches_on_a_failed_report,
+    report_progress_is_an_event_on_the_sse_stream,
 );
 
 const VM1: &str = "6f9c1e2a-3b4d-4c5e-8f70-1a2b3c4d5e6f";
 const VM2: &str = "00112233-4455-6677-8899-aabbccddeeff";
 const VM3: &str = "d5f1d3b8-7a1c-4e0b-9c6e-0123456789ab";
 const PLAYBOOK: &str = "name: lab\nroles:\n  - role: base-system\n  - role: custom-role\n";
+const RANDOM_POOL: [&str; 8] = [
+    "Microsoft.BingNews",
+    "Microsoft.BingWeather",
+    "Microsoft.GetHelp",
+    "Microsoft.Getstarted",
+    "Microsoft.People",
+    "Clipchamp.Clipchamp",
+    "Microsoft.ZuneMusic",
+    "Microsoft.XboxApp",
+];
+
+/// The unattend XSD the builder ships (`builder/unattend.xsd`).
+const UNATTEND_XSD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/domains/unattend/builder/unattend.xsd"
+);
+
+/// `xmllint --noout --schema unattend.xsd -` on `xml`. Without xmllint the
+/// check is skipped loudly, except under CI=true, where that fails
+/// (scripts/setup-test-env.sh installs it).
+fn xmllint_schema(xml: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("xmllint")
+        .args(["--noout", "--schema", UNATTEND_XSD, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("xmllint not runnable ({e}); run scripts/setup-test-env.sh");
+            assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{msg}");
+            eprintln!("SKIPPED {msg}");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "xmllint --schema unattend.xsd: {}{}\n{xml}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// A tenant-wide perpetual license: provisioning needs one (inventory §8
 /// item 10, `provisioning_require_license`). Returns its id.
@@ -498,7 +555,10 @@ async fn windows_payload_and_provision_json(b: Backend) {
             Some(&admin),
             json!({"name": "lab", "config": {
                 "user": {"nameMode": "custom", "customName": "labuser", "password": "S3cret-pw"},
-                "computerName": {"mode": "custom", "customName": "LAB-PC-01"}
+                "computerName": {"mode": "custom", "customName": "LAB-PC-01"},
+                // seeded draws, so the preview must use the VM's seed to match
+                "softwareRemoval": {"mode": "random", "randomPool": RANDOM_POOL, "randomCount": {"min": 2, "max": 6}},
+                "desktopIcons": {"mode": "custom_randomize"}
             }}),
         )
         .await;
@@ -588,19 +648,63 @@ async fn windows_payload_and_provision_json(b: Backend) {
         assert!(!name.contains('/') && !name.contains('\\'));
     }
     let xml = String::from_utf8(decode(files, "Autounattend.xml")).unwrap();
-    assert!(xml.contains("urn:schemas-microsoft-com:unattend"));
-    assert!(xml.contains("LAB-PC-01"), "computer name in the XML");
-    assert!(xml.contains("labuser"), "user name in the XML");
+    // the builder's structure check (namespace, passes, component
+    // attributes, the component/pass table) and the XSD
+    let components = check_answer_file(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    assert!(components.contains(&("oobeSystem".into(), "Microsoft-Windows-Shell-Setup".into())));
+    xmllint_schema(&xml);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let text_of = |tag: &str| -> Vec<String> {
+        doc.descendants()
+            .filter(|n| n.has_tag_name((UNATTEND_NS, tag)))
+            .map(|n| n.text().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(text_of("ComputerName"), ["LAB-PC-01"]);
+    assert!(text_of("Name").contains(&"labuser".to_string()));
     assert!(
         !xml.contains("S3cret-pw"),
         "the password is encoded, not plain"
+    );
+    // setup.ps1 is on the ISO, and the answer file copies it from the CD
+    // and runs it with -File
+    let setup = decode(files, "setup.ps1");
+    assert!(setup.starts_with(&[0xEF, 0xBB, 0xBF]), "UTF-8 BOM");
+    let commands = text_of("CommandLine");
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains(r"copy /y %d:\setup.ps1 C:\WindowsSetup\setup.ps1")),
+        "{commands:?}"
+    );
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.ends_with(r"-File C:\WindowsSetup\setup.ps1")),
+        "{commands:?}"
+    );
+    // the preview of the same profile for the same VM (uuid, vmid, batch
+    // index) is this answer file and this setup.ps1: one builder, one seed
+    let preview = s
+        .post(
+            &format!("/api/v1/unattend-profiles/{profile_id}/preview"),
+            Some(&admin),
+            json!({"vm_uuid": VM1, "vmid": 123, "batch_index": 0}),
+        )
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert_eq!(preview.body["data"]["xml"], xml.as_str());
+    assert_eq!(preview.body["data"]["files"][0]["name"], "setup.ps1");
+    // (compared as text: the bytes are UTF-8, and a diff of text is readable)
+    assert_eq!(
+        preview.body["data"]["files"][0]["content"],
+        std::str::from_utf8(&setup).unwrap()
     );
     assert_eq!(
         decode(files, "START.ps1"),
         control_server::domains::provisioning::guest::START_PS1.as_bytes()
     );
     assert_eq!(decode(files, "playbook.yml"), PLAYBOOK.as_bytes());
-    // the preview of the same profile is the same builder
     let pj: Value = serde_json::from_slice(&decode(files, "provision.json")).unwrap();
     assert_eq!(pj["version"], 1);
     assert_eq!(pj["vm_uuid"], VM1);
@@ -1289,5 +1393,255 @@ async fn license_required_to_issue_and_to_report(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.body);
     let t = r.body["data"]["token"].as_str().unwrap();
     assert_eq!(validate(&s, t, VM1).await.status, 200);
+    s.stop().await;
+}
+
+/// Issue #12 audit, item 3: the seed of a VM is derived from its UUID by
+/// one function, so `POST /unattend-profiles/{id}/preview` with the VM's
+/// `vm_uuid` (and its vmid and batch index) and no seed is byte for byte
+/// the answer file generate-iso-payload puts on that VM's ISO. An explicit
+/// seed overrides the derived one. Before the fix the preview used seed 0.
+async fn preview_of_a_vm_is_its_iso_answer_file(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin_token().await;
+    license(&s, &admin).await;
+    let prof = s
+        .post(
+            "/api/v1/unattend-profiles",
+            Some(&admin),
+            json!({"name": "random", "config": {
+                "user": {"nameMode": "random", "password": "pw"},
+                "computerName": {"mode": "random"},
+                "softwareRemoval": {"mode": "random", "randomPool": RANDOM_POOL, "randomCount": {"min": 1, "max": 7}},
+                "capabilityRemoval": {"mode": "random", "randomPool": ["App.StepsRecorder~~~~0.0.1.0", "MathRecognizer~~~~0.0.1.0", "Browser.InternetExplorer~~~~0.0.11.0"], "randomCount": {"min": 0, "max": 3}},
+                "visualEffects": {"mode": "custom_randomize"},
+                "desktopIcons": {"mode": "custom_randomize"}
+            }}),
+        )
+        .await;
+    assert_eq!(prof.status, 201, "{}", prof.body);
+    let id = prof.body["data"]["id"].as_str().unwrap().to_string();
+    let preview = |body: Value| {
+        let (s, admin, id) = (&s, &admin, &id);
+        async move {
+            let r = s
+                .post(
+                    &format!("/api/v1/unattend-profiles/{id}/preview"),
+                    Some(admin),
+                    body,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body["data"].clone()
+        }
+    };
+    for (vm, vmid, batch_index) in [(VM1, 150, 3), (VM2, 151, 0), (VM3, 152, 17)] {
+        let r = generate(
+            &s,
+            &admin,
+            json!({"vm_uuid": vm, "profile_id": id, "vmid": vmid, "batch_index": batch_index}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let d = &r.body["data"];
+        let iso_xml = String::from_utf8(decode(&d["files"], "Autounattend.xml")).unwrap();
+        let iso_setup = decode(&d["files"], "setup.ps1");
+        // the VM's preview: no seed given, the VM's upper-case spelling too
+        for spelling in [vm.to_string(), vm.to_uppercase()] {
+            let p = preview(json!({"vm_uuid": spelling, "vmid": vmid, "batch_index": batch_index}))
+                .await;
+            assert_eq!(p["xml"], iso_xml.as_str(), "{vm}");
+            assert_eq!(p["computer_name"], d["computer_name"], "{vm}");
+            assert_eq!(p["user_name"], d["user_name"], "{vm}");
+            assert_eq!(
+                p["files"][0]["content"],
+                std::str::from_utf8(&iso_setup).unwrap(),
+                "{vm}"
+            );
+        }
+        // the unsaved-config preview derives the same seed
+        let p = s
+            .post(
+                "/api/v1/unattend-profiles/preview",
+                Some(&admin),
+                json!({"config": prof.body["data"]["config"], "vm_uuid": vm, "vmid": vmid, "batch_index": batch_index}),
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert_eq!(p.body["data"]["xml"], iso_xml.as_str(), "{vm}");
+        // an explicit seed overrides the VM's: seed 0 is another file
+        let p0 =
+            preview(json!({"vm_uuid": vm, "vmid": vmid, "batch_index": batch_index, "seed": 0}))
+                .await;
+        assert_ne!(p0["xml"], iso_xml.as_str(), "{vm}: the seed must matter");
+        // regenerating the ISO gives the same file (nothing stored, derived)
+        let again = generate(
+            &s,
+            &admin,
+            json!({"vm_uuid": vm, "profile_id": id, "vmid": vmid, "batch_index": batch_index}),
+        )
+        .await;
+        assert_eq!(again.status, 201, "{}", again.body);
+        assert_eq!(
+            decode(&again.body["data"]["files"], "Autounattend.xml"),
+            iso_xml.as_bytes()
+        );
+    }
+    // without a VM the preview stays the stable seed-0 preview
+    let anon = preview(json!({})).await;
+    let zero = preview(json!({"seed": 0})).await;
+    assert_eq!(anon, zero);
+    s.stop().await;
+}
+
+/// `provisioning_token_ttl_days` not configured: tokens live 30 days.
+async fn default_token_ttl_is_30_days(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin_token().await;
+    license(&s, &admin).await;
+    let before = chrono::Utc::now().timestamp_millis();
+    let (t, d) = linux_token(&s, &admin, VM1).await;
+    let after = chrono::Utc::now().timestamp_millis();
+    let expires = chrono::DateTime::parse_from_rfc3339(d["token_expires_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let day = 86_400_000;
+    assert!(
+        (before + 30 * day - 1_000..=after + 30 * day + 1_000).contains(&expires),
+        "expires {} ms after issue, want 30 days: {d}",
+        expires - before
+    );
+    // the stored row agrees: exactly 30 days after issue
+    let (issued, exp): (i64, i64) =
+        sqlx::query_as("SELECT issued_at, expires_at FROM provisioning_tokens")
+            .fetch_one(s.db.raw_pool())
+            .await
+            .unwrap();
+    assert_eq!(exp - issued, 30 * day);
+    assert_eq!(validate(&s, &t, VM1).await.status, 200);
+    s.stop().await;
+}
+
+/// `provisioning_detach_on_failure = true`: a `completed` step reported
+/// `failed` dispatches the detach too (the default keeps the ISO, see
+/// `auto_detach_on_completion`).
+async fn detach_on_failure_dispatches_on_a_failed_report(b: Backend) {
+    let s = TestServer::start_with(
+        b,
+        Settings {
+            provisioning_detach_on_failure: Some(true),
+            ..base_settings()
+        },
+        axum::Router::new(),
+    )
+    .await;
+    let admin = s.admin_token().await;
+    license(&s, &admin).await;
+    let (agent, agent_token) = crate::bus::pair_agent(&s, &admin).await;
+    let r = generate(
+        &s,
+        &admin,
+        json!({"vm_uuid": VM3, "os": "linux", "agent_id": agent, "vmid": 102, "node": "pve1"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = r.body["data"]["token"].as_str().unwrap().to_string();
+    // a failed intermediate step is not the end: no detach yet
+    let r = report(&s, &t, VM3, "playbook_running", "failed").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(progress(&s, &admin, VM3).await["detach"].is_null());
+    let r = report(&s, &t, VM3, "completed", "failed").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cmd = next_command(&s, &agent_token).await;
+    assert_eq!(cmd["command_type"], "proxmox.detach-cdrom");
+    assert_eq!(cmd["payload"]["vmid"], 102);
+    assert_eq!(cmd["payload"]["deleteIso"], true);
+    let p = progress(&s, &admin, VM3).await;
+    assert_eq!(p["detach"]["command_id"], cmd["id"]);
+    assert_eq!(p["detach"]["command_status"], "dispatched");
+    // once only
+    assert_eq!(report(&s, &t, VM3, "completed", "failed").await.status, 200);
+    let r = s
+        .get(
+            "/api/v1/vm-ops/commands/next?timeout_ms=1000",
+            Some(&agent_token),
+        )
+        .await;
+    assert_eq!(r.status, 204, "only one detach: {}", r.body);
+    let ev = events(&s).await;
+    assert_eq!(
+        ev.iter()
+            .filter(|(t, _)| t == "provisioning.detach_dispatched")
+            .count(),
+        1,
+        "{ev:?}"
+    );
+    s.stop().await;
+}
+
+/// Every report is an event on the SSE stream: a client following
+/// `GET /api/v1/vm-ops/events` sees the `provisioning.*` event of a
+/// report-progress call made after it connected.
+async fn report_progress_is_an_event_on_the_sse_stream(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin_token().await;
+    license(&s, &admin).await;
+    let (t, _) = linux_token(&s, &admin, VM2).await;
+    let mut resp = s
+        .http
+        .get(s.url("/api/v1/vm-ops/events"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let r = s
+        .post(
+            "/api/v1/provisioning/report-progress",
+            None,
+            json!({"token": t, "vm_uuid": VM2, "step": "cloud_init_done", "status": "completed",
+                   "details": {"marker": "sse-check"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut buf = String::new();
+    let mut seen = vec![];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let found = 'read: loop {
+        let chunk = tokio::time::timeout_at(deadline.into(), resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no provisioning event on the stream; saw {seen:?}"))
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let (mut ev, mut data) = (String::new(), Value::Null);
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    ev = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
+                }
+            }
+            if ev.starts_with("provisioning.") && data.to_string().contains("sse-check") {
+                break 'read (ev, data);
+            }
+            if !ev.is_empty() {
+                seen.push(ev);
+            }
+        }
+    };
+    let (ev, data) = found;
+    assert_eq!(ev, "provisioning.progress", "{data}");
+    assert_eq!(data["event_type"], ev.as_str());
+    let p = &data["data"]["provisioning"];
+    assert_eq!(p["step"], "cloud_init_done", "{data}");
+    assert_eq!(p["status"], "completed", "{data}");
+    assert!(data.to_string().contains(VM2), "{data}");
     s.stop().await;
 }

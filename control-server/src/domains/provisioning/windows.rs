@@ -1,7 +1,9 @@
 //! The Windows answer file, from the unattend domain: the profile through
 //! its service (never its store) and the one builder
 //! (`unattend::build_answer_file`), so the preview and the ISO are the same
-//! bytes. The one place this domain depends on the unattend domain's types.
+//! bytes, with the seed derived from the VM's UUID by the same function
+//! ([`seed_for`] = `unattend::vm_seed`). The one place this domain depends
+//! on the unattend domain's types.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -34,18 +36,10 @@ pub struct Answer {
     pub user_name: Option<String>,
 }
 
-/// The per-VM seed for random choices: derived from the VM's UUID, so
-/// re-generating the ISO for the same VM gives the same answer file. It
-/// stays in `0..=i64::MAX`, the range the preview endpoints (and JSON
-/// clients limited to signed 64-bit integers) accept, so every VM's answer
-/// file can be previewed with its seed.
-pub fn seed_for(vm_uuid: &str) -> u64 {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(format!("botmox-unattend-seed:{vm_uuid}").as_bytes());
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&d[..8]);
-    u64::from_be_bytes(b) & (i64::MAX as u64)
-}
+/// The per-VM seed: the unattend builder's
+/// [`crate::domains::unattend::vm_seed`] (one function for the ISO and the
+/// preview, so a preview naming the VM is its answer file).
+pub use crate::domains::unattend::vm_seed as seed_for;
 
 pub struct Windows {
     unattend: Arc<UnattendService>,
@@ -98,6 +92,21 @@ mod tests {
         for i in 0..2_000 {
             let uuid = format!("00000000-0000-4000-8000-{i:012}");
             assert!(i64::try_from(super::seed_for(&uuid)).is_ok(), "{uuid}");
+        }
+    }
+
+    /// The derivation never changes (a VM's ISO must stay the same across
+    /// releases): pinned value, any spelling of the UUID.
+    #[test]
+    fn seed_derivation_is_pinned() {
+        let want = 755_616_180_712_349_168;
+        for spelling in [
+            "6f9c1e2a-3b4d-4c5e-8f70-1a2b3c4d5e6f",
+            "6F9C1E2A-3B4D-4C5E-8F70-1A2B3C4D5E6F",
+            "{6f9c1e2a-3b4d-4c5e-8f70-1a2b3c4d5e6f}",
+            "6f9c1e2a3b4d4c5e8f701a2b3c4d5e6f",
+        ] {
+            assert_eq!(super::seed_for(spelling), want, "{spelling}");
         }
     }
 }

@@ -135,20 +135,29 @@ pub enum IconMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UnattendConfig {
+    /// The local account (name, password, group, auto-logon).
     pub user: UserConfig,
+    /// The computer name (specialize `ComputerName`).
     pub computer_name: ComputerNameConfig,
+    /// Languages, keyboard layouts, time zone and home location.
     #[serde(default)]
     pub locale: LocaleConfig,
+    /// Provisioned Appx packages `setup.ps1` removes.
     #[serde(default)]
     pub software_removal: SoftwareRemoval,
+    /// Windows capabilities `setup.ps1` removes.
     #[serde(default)]
     pub capability_removal: CapabilityRemoval,
+    /// System tweaks `setup.ps1` applies (each on by default except remote desktop).
     #[serde(default)]
     pub windows_settings: WindowsSettings,
+    /// Visual effects `setup.ps1` writes to the registry.
     #[serde(default)]
     pub visual_effects: VisualEffects,
+    /// Desktop icons, Start-menu folders and the Edge shortcut.
     #[serde(default)]
     pub desktop_icons: DesktopIcons,
+    /// The provisioning bootstrap started after the first logon.
     #[serde(default)]
     pub custom_script: CustomScript,
 }
@@ -157,6 +166,8 @@ pub struct UnattendConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserConfig {
+    /// How the user name is chosen: `random` (`<Adjective><Noun><10..98>`
+    /// from the VM's seed), `fixed` (`User`) or `custom` (`customName`).
     pub name_mode: NameMode,
     /// Required with `nameMode: custom`. At most 20 characters, none of
     /// `/\[]:;|=,+*?<>"%@`, not ending with a dot, not equal to the
@@ -169,6 +180,9 @@ pub struct UserConfig {
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_name: Option<String>,
+    /// Appended to `customName`: `none` (default), `random_digits` (2–4
+    /// digits from the VM's seed) or `sequential` (the VM's batch index + 1,
+    /// zero-padded to 2).
     #[serde(default)]
     pub custom_name_suffix: NameSuffix,
     /// At most 256 characters, no control characters; defaults to the user name.
@@ -185,6 +199,8 @@ pub struct UserConfig {
     /// `false`: as plain text (`PlainText=true`).
     #[serde(default = "yes")]
     pub obscure_password: bool,
+    /// The local group of the account (`LocalAccount/Group`), default
+    /// `Administrators`.
     #[serde(default)]
     pub group: AccountGroup,
     /// How many automatic logons (0 turns auto-logon off).
@@ -200,6 +216,9 @@ fn default_logon_count() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComputerNameConfig {
+    /// How the computer name is chosen: `random` (`DESKTOP-` + 7 of
+    /// `[A-Z0-9]` from the VM's seed), `fixed` (`WIN-PC`) or `custom`
+    /// (`customName`).
     pub mode: NameMode,
     /// Required with `mode: custom`: at most 15 letters, digits or hyphens,
     /// not all digits, no hyphen first or last.
@@ -297,9 +316,11 @@ impl Default for LocaleConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RandomCount {
-    /// At most `max`.
+    /// The fewest items drawn (0..200, at most `max`).
     #[schema(minimum = 0, maximum = 200)]
     pub min: u32,
+    /// The most items drawn (0..200, at least `min`); the subset size is
+    /// uniform in `[min, max]`, both clamped to the pool's size.
     #[schema(minimum = 0, maximum = 200)]
     pub max: u32,
 }
@@ -308,10 +329,16 @@ pub struct RandomCount {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SoftwareRemoval {
+    /// `fixed`: exactly `fixedPackages`; `random`: a uniformly random subset
+    /// of `randomPool`; `fixed_random` (legacy `mixed`): `fixedPackages`
+    /// plus a random subset of the rest of `randomPool`.
     pub mode: RemovalMode,
+    /// Packages removed in `fixed` and `fixed_random` mode (at most 200).
     #[schema(max_items = 200, inline)]
     #[serde(default)]
     pub fixed_packages: Vec<PackageName>,
+    /// Packages the `random` and `fixed_random` modes draw from with the
+    /// VM's seed (at most 200).
     #[schema(max_items = 200, inline)]
     #[serde(default)]
     pub random_pool: Vec<PackageName>,
@@ -319,7 +346,7 @@ pub struct SoftwareRemoval {
     #[schema(max_items = 200, inline)]
     #[serde(default)]
     pub never_remove: Vec<PackageName>,
-    /// Default 5..15.
+    /// How many of `randomPool` are drawn; default 5..15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_count: Option<RandomCount>,
 }
@@ -328,14 +355,20 @@ pub struct SoftwareRemoval {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CapabilityRemoval {
+    /// `fixed`: exactly `fixedCapabilities`; `random`: a uniformly random
+    /// subset of `randomPool`; `fixed_random` (legacy `mixed`):
+    /// `fixedCapabilities` plus a random subset of the rest of `randomPool`.
     pub mode: RemovalMode,
+    /// Capabilities removed in `fixed` and `fixed_random` mode (at most 200).
     #[schema(max_items = 200, inline)]
     #[serde(default)]
     pub fixed_capabilities: Vec<PackageName>,
+    /// Capabilities the `random` and `fixed_random` modes draw from with
+    /// the VM's seed (at most 200).
     #[schema(max_items = 200, inline)]
     #[serde(default)]
     pub random_pool: Vec<PackageName>,
-    /// Default 3..10.
+    /// How many of `randomPool` are drawn; default 3..10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_count: Option<RandomCount>,
 }
@@ -363,29 +396,51 @@ impl ToSchema for PackageName {}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WindowsSettings {
+    /// Default `true`: turn off Defender real-time monitoring
+    /// (`Set-MpPreference`) and set the `DisableAntiSpyware` policy.
     #[serde(default = "yes")]
     pub disable_defender: bool,
+    /// Default `true`: set the `WindowsUpdate\AU` policy `NoAutoUpdate=1`.
     #[serde(default = "yes")]
     pub disable_windows_update: bool,
+    /// Default `true`: turn off User Account Control (`EnableLUA=0`).
     #[serde(default = "yes")]
     pub disable_uac: bool,
+    /// Default `true`: turn off SmartScreen for Explorer
+    /// (`SmartScreenEnabled=Off`).
     #[serde(default = "yes")]
     pub disable_smart_screen: bool,
+    /// Default `true`: turn off System Restore on `C:`
+    /// (`Disable-ComputerRestore`).
     #[serde(default = "yes")]
     pub disable_system_restore: bool,
+    /// Default `true`: allow paths longer than 260 characters
+    /// (`LongPathsEnabled=1`).
     #[serde(default = "yes")]
     pub enable_long_paths: bool,
+    /// Default `true`: set the machine's PowerShell execution policy to
+    /// `Bypass`.
     #[serde(default = "yes")]
     pub allow_power_shell_scripts: bool,
+    /// Default `true`: turn off the taskbar widgets, news and interests
+    /// (`AllowNewsAndInterests=0`).
     #[serde(default = "yes")]
     pub disable_widgets: bool,
+    /// Default `true`: skip Edge's first-run experience
+    /// (`HideFirstRunExperience=1`).
     #[serde(default = "yes")]
     pub disable_edge_startup: bool,
+    /// Default `true`: stop automatic BitLocker device encryption
+    /// (`PreventDeviceEncryption=1`).
     #[serde(default = "yes")]
     pub prevent_device_encryption: bool,
+    /// Default `true`: turn off the Sticky Keys shortcut (five presses of
+    /// Shift; `StickyKeys\Flags=506`).
     #[serde(default = "yes")]
     pub disable_sticky_keys: bool,
-    /// Default `false` (also for legacy profiles without the field).
+    /// Default `false` (also for legacy profiles without the field): allow
+    /// Remote Desktop connections (`fDenyTSConnections=0`) and open the
+    /// firewall's `Remote Desktop` rule group.
     #[serde(default)]
     pub enable_remote_desktop: bool,
 }
@@ -409,14 +464,21 @@ impl Default for WindowsSettings {
     }
 }
 
+/// A struct of optional switches, each with its wire name. `$key` is a
+/// `tt`, not a `literal`: a `literal` fragment reaches the derives wrapped
+/// in an invisible group, which serde reads but utoipa's reading of
+/// `#[serde(rename = …)]` does not (the OpenAPI then showed the Rust field
+/// names, `this_pc` for `thisPC`). `#[schema(rename)]` states it for utoipa
+/// as well; `tests/it/openapi_doc.rs` compares the schemas with serde.
 macro_rules! flags {
-    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident => $key:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident => $key:tt),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $(
                 $(#[$fdoc])*
+                #[schema(rename = $key)]
                 #[serde(rename = $key, default, skip_serializing_if = "Option::is_none")]
                 pub $field: Option<bool>,
             )+
@@ -447,34 +509,60 @@ flags!(
     /// `iconShadow` → `cursorShadow`, `fadeTooltips`/`fadeAfterClick`/
     /// `comboBoxSlide` → `fadeMenuItems`.
     EffectFlags {
+        /// Animate windows when minimizing and maximizing
+        /// (`WindowMetrics\MinAnimate`).
         animate_controls => "animateControls",
+        /// Alias of `animateControls` (same registry value; `animateControls` wins).
         animate_min_max => "animateMinMax",
+        /// Animations in the taskbar (`TaskbarAnimations`).
         animate_taskbar => "animateTaskbar",
+        /// Peek at the desktop (`DWM\EnableAeroPeek`).
         aeropeek => "aeropeek",
+        /// Alias of `aeropeek` (same registry value; `aeropeek` wins).
         peek_desktop => "peekDesktop",
+        /// Smooth edges of screen fonts (`FontSmoothing` 2 / 0).
         font_smoothing => "fontSmoothing",
+        /// Show window contents while dragging (`DragFullWindows`).
         drag_full_windows => "dragFullWindows",
+        /// Smooth-scroll list boxes (`SmoothScroll`).
         list_box_smooth_scrolling => "listBoxSmoothScrolling",
+        /// Drop shadows for icon labels on the desktop (`ListviewShadow`).
         cursor_shadow => "cursorShadow",
+        /// Alias of `cursorShadow` (same registry value; `cursorShadow` wins).
         icon_shadow => "iconShadow",
+        /// Show thumbnails instead of icons (`IconsOnly` 0 / 1).
         thumbnail_previews => "thumbnailPreviews",
+        /// Show a translucent selection rectangle (`ListviewAlphaSelect`).
         translucent => "translucent",
+        /// Save taskbar thumbnail previews (`DisableThumbnailCache` 0 / 1).
         save_thumbnails => "saveThumbnails",
+        /// Show shadows under windows (`DWM\Composition`).
         window_shadow => "windowShadow",
+        /// Fade or slide menus into view (`MenuShowDelay` 400 / 0).
         fade_menu_items => "fadeMenuItems",
+        /// Alias of `fadeMenuItems` (same registry value; `fadeMenuItems`
+        /// wins, then this, `fadeAfterClick`, `comboBoxSlide`).
         fade_tooltips => "fadeTooltips",
+        /// Alias of `fadeMenuItems` (after `fadeMenuItems` and `fadeTooltips`).
         fade_after_click => "fadeAfterClick",
+        /// Alias of `fadeMenuItems` (the last one consulted).
         combo_box_slide => "comboBoxSlide",
     }
 );
 
 flags!(
-    /// Desktop icons, `true` = shown.
+    /// Desktop icons, `true` = shown (in `custom` mode unset = hidden, in
+    /// `custom_randomize` unset = a seeded coin flip; ignored in `default`).
     IconFlags {
+        /// This PC (`HideDesktopIcons\NewStartPanel`, CLSID `{20D04FE0-…}`).
         this_pc => "thisPC",
+        /// Recycle Bin (CLSID `{645FF040-…}`).
         recycle_bin => "recycleBin",
+        /// The user's files folder (CLSID `{59031a47-…}`).
         user_files => "userFiles",
+        /// Control Panel (CLSID `{5399E694-…}`).
         control_panel => "controlPanel",
+        /// Network (CLSID `{F02C1A0D-…}`).
         network => "network",
     }
 );
@@ -482,14 +570,23 @@ flags!(
 flags!(
     /// Start-menu folders, `true` = shown (only keys that are set are written).
     StartFolders {
+        /// Documents next to the power button (`Start_ShowDocuments`).
         documents => "documents",
+        /// Downloads (`Start_ShowDownloads`).
         downloads => "downloads",
+        /// Music (`Start_ShowMusic`).
         music => "music",
+        /// Pictures (`Start_ShowPictures`).
         pictures => "pictures",
+        /// Videos (`Start_ShowVideos`).
         videos => "videos",
+        /// The personal folder (`Start_ShowPersonalFolder`).
         personal_folder => "personalFolder",
+        /// Settings (`Start_ShowSettings`).
         settings => "settings",
+        /// File Explorer (`Start_ShowFileExplorer`).
         file_explorer => "fileExplorer",
+        /// Network (`Start_ShowNetwork`).
         network => "network",
     }
 );
@@ -497,8 +594,13 @@ flags!(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VisualEffects {
+    /// `performance` (default): every effect off; `appearance`: every
+    /// effect on; `default` (legacy `balanced`): Windows' choice, nothing
+    /// written; `custom`: `effects`, unset = off; `custom_randomize`
+    /// (legacy `random`): `effects`, unset = a seeded coin flip.
     #[serde(default)]
     pub mode: VisualMode,
+    /// Per-effect switches for the `custom` modes.
     #[serde(default)]
     pub effects: EffectFlags,
     /// Legacy, migrated into `effects.cursorShadow`.
@@ -525,11 +627,15 @@ impl Default for VisualEffects {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DesktopIcons {
-    /// A section without `mode` is the legacy shape and becomes `custom`.
+    /// `default`: leave the icons; `custom`: `icons`, unset = hidden;
+    /// `custom_randomize`: `icons`, unset = a seeded coin flip. A section
+    /// without `mode` is the legacy shape and becomes `custom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<IconMode>,
+    /// Per-icon switches for the `custom` modes.
     #[serde(default)]
     pub icons: IconFlags,
+    /// Start-menu folders (in every mode; only the keys that are set).
     #[serde(default)]
     pub start_folders: StartFolders,
     /// Delete the Edge shortcut from the desktops (in every mode).

@@ -24,7 +24,9 @@ use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::validate::FieldErrors;
 
-pub use builder::{build_answer_file, AnswerFile, BuildError, IpPlan, VmContext};
+pub use builder::{
+    build_answer_file, check_answer_file, vm_seed, AnswerFile, BuildError, IpPlan, VmContext,
+};
 pub use config::UnattendConfig;
 pub use service::UnattendService;
 
@@ -64,6 +66,9 @@ impl From<UnattendError> for ApiError {
                 "No such unattend profile",
             ),
             UnattendError::Build(BuildError::Invalid(f)) => ApiError::validation(f),
+            UnattendError::Build(b @ BuildError::Malformed(_)) => {
+                ApiError::internal().with_cause(b)
+            }
             UnattendError::Build(b) => {
                 ApiError::validation(FieldErrors::one("config", b.to_string()))
             }

@@ -4,7 +4,7 @@ use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::builder::VmContext;
+use super::builder::{vm_seed, VmContext};
 use super::config::UnattendConfig;
 use super::service::{Preview, Profile, ProfileInput, ProfilePatch};
 use super::store::PROFILE_LIST;
@@ -46,12 +46,15 @@ pub struct ProfilePatchBody {
     pub config: Option<UnattendConfig>,
 }
 
-/// The VM a preview is built for (all optional; the defaults give a
-/// stable preview: seed 0, first VM of its batch).
+/// The VM a preview is built for (all optional). With `vm_uuid` (and the
+/// VM's `vmid` and `batch_index`, as given to generate-iso-payload) the
+/// preview is byte for byte the answer file on that VM's ISO; with nothing,
+/// a stable preview: seed 0, first VM of its batch.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewBody {
-    /// The VM's UUID (default the nil UUID).
+    /// The VM's UUID (default the nil UUID). Without `seed`, the seed is
+    /// derived from it exactly as for the VM's ISO.
     #[schema(format = Uuid)]
     pub vm_uuid: Option<String>,
     /// The Proxmox VM id (100..999999999).
@@ -60,39 +63,62 @@ pub struct PreviewBody {
     /// 0-based position in the batch (the `sequential` suffix is this + 1).
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub batch_index: Option<u32>,
-    /// The VM's stored seed (random names and subsets).
+    /// The seed of random names and subsets. Default: derived from
+    /// `vm_uuid` (SHA-256 based, stable across regenerations, nothing
+    /// stored), the seed the VM's ISO uses; 0 without `vm_uuid`. A seed
+    /// given here overrides the derived one.
     #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub seed: Option<u64>,
 }
 
-/// An unsaved configuration to preview, and the VM.
+/// An unsaved configuration to preview, and the VM (as in `PreviewBody`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewConfigBody {
+    /// The configuration to build.
     pub config: UnattendConfig,
+    /// The VM's UUID (default the nil UUID). Without `seed`, the seed is
+    /// derived from it exactly as for the VM's ISO.
     #[schema(format = Uuid)]
     pub vm_uuid: Option<String>,
+    /// The Proxmox VM id (100..999999999).
     #[schema(minimum = 100, maximum = 999_999_999)]
     pub vmid: Option<u32>,
+    /// 0-based position in the batch (the `sequential` suffix is this + 1).
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub batch_index: Option<u32>,
+    /// The seed of random names and subsets. Default: derived from
+    /// `vm_uuid` (SHA-256 based, stable across regenerations, nothing
+    /// stored), the seed the VM's ISO uses; 0 without `vm_uuid`. A seed
+    /// given here overrides the derived one.
     #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub seed: Option<u64>,
 }
 
+/// The builder's context for a preview. The seed is the caller's, else
+/// [`vm_seed`] of the given `vm_uuid` (what generate-iso-payload uses for
+/// that VM), else 0.
 fn vm_context(
     vm_uuid: Option<String>,
     vmid: Option<u32>,
     batch_index: Option<u32>,
     seed: Option<u64>,
 ) -> Result<VmContext, ApiError> {
+    let derived_seed;
     let vm_uuid = match vm_uuid {
-        None => uuid::Uuid::nil().to_string(),
-        Some(u) => uuid::Uuid::parse_str(&u)
-            .map(|u| u.to_string())
-            .map_err(|_| {
-                UnattendError::Validation(FieldErrors::one("vm_uuid", "must be a UUID"))
-            })?,
+        None => {
+            derived_seed = 0;
+            uuid::Uuid::nil().to_string()
+        }
+        Some(u) => {
+            let u = uuid::Uuid::parse_str(&u)
+                .map(|u| u.to_string())
+                .map_err(|_| {
+                    UnattendError::Validation(FieldErrors::one("vm_uuid", "must be a UUID"))
+                })?;
+            derived_seed = vm_seed(&u);
+            u
+        }
     };
     let mut f = FieldErrors::default();
     if let Some(v) = vmid {
@@ -122,7 +148,7 @@ fn vm_context(
         vmid,
         batch_index: batch_index.unwrap_or(0),
         ip: None,
-        seed: seed.unwrap_or(0),
+        seed: seed.unwrap_or(derived_seed),
     })
 }
 

@@ -33,7 +33,9 @@ pub struct Profile {
 pub struct Preview {
     /// `Autounattend.xml`, exactly the bytes the VM's ISO would carry.
     pub xml: String,
+    /// The computer name the answer file sets.
     pub computer_name: String,
+    /// The local account's user name.
     pub user_name: String,
     /// The further files for the ISO root (`setup.ps1`).
     pub files: Vec<PreviewFile>,

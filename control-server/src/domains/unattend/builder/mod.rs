@@ -6,10 +6,16 @@
 //!
 //! Layout: [`rng`] (seeded draws), [`names`](resolve) (user and computer
 //! names, removal subsets, effects), [`script`] (`setup.ps1`), [`xml`] (the
-//! writer), [`passes`] (which component may appear in which pass).
-//! `unattend.xsd` describes the outer structure the tests validate with
-//! `xmllint --schema`.
+//! writer), [`passes`] (which component may appear in which pass),
+//! [`check`] (the structure every answer file must have, checked on each
+//! file built and public for the tests). `unattend.xsd` describes the outer
+//! structure the tests validate with `xmllint --schema`.
+//!
+//! The per-VM seed is [`vm_seed`]: derived from the VM's UUID, so it needs
+//! no storage and is the same for every regeneration of the VM's ISO and
+//! for a preview naming the VM.
 
+pub mod check;
 pub mod passes;
 pub mod rng;
 pub mod script;
@@ -20,6 +26,7 @@ mod tests;
 
 use base64::Engine;
 
+pub use self::check::{check_answer_file, UNATTEND_XSD};
 use self::rng::{Purpose, Rng};
 use super::catalog::{self, EFFECTS};
 use super::config::{IconMode, NameMode, NameSuffix, RemovalMode, UnattendConfig, VisualMode};
@@ -44,7 +51,9 @@ pub struct VmContext {
     /// this + 1, zero-padded to two digits).
     pub batch_index: u32,
     pub ip: Option<IpPlan>,
-    /// Stored per VM: the same seed gives the same names and subsets.
+    /// The seed of the random names and subsets: the same seed gives the
+    /// same answer file. For a VM it is [`vm_seed`] of its UUID (the ISO
+    /// payload always; the preview unless the caller gives a seed).
     pub seed: u64,
 }
 
@@ -67,11 +76,33 @@ pub enum BuildError {
     NameCollision { user: String },
     #[error("{context}: character U+{codepoint:04X} cannot be written in XML")]
     UnrepresentableCharacter { context: String, codepoint: u32 },
+    /// The built file failed [`check_answer_file`]: a bug in the builder,
+    /// never the caller's fault (answered as a 500, logged with the cause).
+    #[error("the builder wrote an invalid answer file: {0}")]
+    Malformed(String),
+}
+
+/// The seed of a VM's random choices, derived from its UUID (the first 8
+/// bytes of SHA-256 of `botmox-unattend-seed:<uuid>`, lower-case hyphenated
+/// form, masked to `0..=i64::MAX`, the range the preview endpoints and JSON
+/// clients limited to signed 64-bit integers accept). Nothing is stored:
+/// re-generating the ISO for the same VM, or previewing with its
+/// `vm_uuid`, gives the same seed and so the same answer file.
+pub fn vm_seed(vm_uuid: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let canonical = uuid::Uuid::parse_str(vm_uuid.trim())
+        .map(|u| u.hyphenated().to_string())
+        .unwrap_or_else(|_| vm_uuid.to_string());
+    let d = Sha256::digest(format!("botmox-unattend-seed:{canonical}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(b) & (i64::MAX as u64)
 }
 
 /// The file name of the PowerShell work on the ISO.
 pub const SETUP_SCRIPT: &str = "setup.ps1";
-const NS: &str = "urn:schemas-microsoft-com:unattend";
+/// The answer-file namespace.
+pub const NS: &str = "urn:schemas-microsoft-com:unattend";
 const WCM: &str = "http://schemas.microsoft.com/WMIConfig/2002/State";
 
 const ADJECTIVES: [&str; 16] = [
@@ -97,7 +128,9 @@ pub struct Resolved {
     pub icons: Vec<bool>,
 }
 
-/// Build the answer file for one VM.
+/// Build the answer file for one VM. The file is checked with
+/// [`check_answer_file`] before it is returned; a file that fails is a
+/// builder bug and comes back as [`BuildError::Malformed`], never as bytes.
 pub fn build_answer_file(
     config: &UnattendConfig,
     ctx: &VmContext,
@@ -111,6 +144,7 @@ pub fn build_answer_file(
     }
     let setup = script::render(&config, &r);
     let xml = document(&config, &r)?;
+    check_answer_file(&xml).map_err(BuildError::Malformed)?;
     let mut setup_bytes = vec![0xEF, 0xBB, 0xBF];
     setup_bytes.extend_from_slice(setup.as_bytes());
     Ok(AnswerFile {

@@ -39,42 +39,11 @@ fn build(c: &UnattendConfig, x: &VmContext) -> AnswerFile {
     a
 }
 
-/// The unattend structure and the component/pass table; returns
-/// `(pass, component)` pairs in order.
+/// The unattend structure and the component/pass table (the public
+/// [`check_answer_file`]); returns `(pass, component)` pairs in order.
 pub fn check_structure(xml: &[u8]) -> Vec<(String, String)> {
     let text = std::str::from_utf8(xml).expect("UTF-8");
-    let doc = roxmltree::Document::parse(text).expect("well-formed XML");
-    let root = doc.root_element();
-    assert_eq!(root.tag_name().name(), "unattend");
-    assert_eq!(root.tag_name().namespace(), Some(NS));
-    let mut seen = vec![];
-    for settings in root.children().filter(|n| n.is_element()) {
-        assert_eq!(settings.tag_name().name(), "settings");
-        assert_eq!(settings.tag_name().namespace(), Some(NS));
-        let pass = settings.attribute("pass").expect("settings has pass");
-        assert!(passes::PASSES.contains(&pass), "illegal pass {pass}");
-        for comp in settings.children().filter(|n| n.is_element()) {
-            assert_eq!(comp.tag_name().name(), "component");
-            let name = comp.attribute("name").expect("component name");
-            for (attr, want) in [
-                ("processorArchitecture", "amd64"),
-                ("publicKeyToken", "31bf3856ad364e35"),
-                ("language", "neutral"),
-                ("versionScope", "nonSxS"),
-            ] {
-                assert_eq!(comp.attribute(attr), Some(want), "{name}.{attr}");
-            }
-            match passes::allowed(name, pass) {
-                Some(true) => {}
-                Some(false) => {
-                    panic!("{name} may not appear in {pass} (see passes::COMPONENT_PASSES)")
-                }
-                None => panic!("{name} is not in passes::COMPONENT_PASSES"),
-            }
-            seen.push((pass.to_string(), name.to_string()));
-        }
-    }
-    seen
+    check_answer_file(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 /// `xmllint --schema unattend.xsd`; skipped (loudly) without xmllint
@@ -252,6 +221,119 @@ fn every_golden_profile_uses_the_expected_components() {
 fn structure_check_rejects_a_misplaced_component() {
     let bad = br#"<?xml version="1.0"?><unattend xmlns="urn:schemas-microsoft-com:unattend"><settings pass="windowsPE"><component name="Microsoft-Windows-Shell-Setup" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS"/></settings></unattend>"#;
     assert!(std::panic::catch_unwind(|| check_structure(bad)).is_err());
+}
+
+/// The public check names the first problem of each kind of broken file
+/// (and accepts what the builder writes).
+#[test]
+fn check_answer_file_names_each_problem() {
+    let comp = |name: &str, extra: &str| {
+        format!(
+            r#"<component name="{name}" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS"{extra}/>"#
+        )
+    };
+    let doc =
+        |inner: &str| format!(r#"<?xml version="1.0"?><unattend xmlns="{NS}">{inner}</unattend>"#);
+    let setup = comp("Microsoft-Windows-Setup", "");
+    assert_eq!(
+        check_answer_file(&doc(&format!(
+            r#"<settings pass="windowsPE">{setup}</settings>"#
+        ))),
+        Ok(vec![("windowsPE".into(), "Microsoft-Windows-Setup".into())])
+    );
+    let cases = [
+        ("<unattend>".to_string(), "well-formed"),
+        (
+            format!(
+                r#"<unattend xmlns="urn:other"><settings pass="windowsPE">{setup}</settings></unattend>"#
+            ),
+            "root element",
+        ),
+        (
+            doc(&format!(
+                r#"<settings pass="beforeBoot">{setup}</settings>"#
+            )),
+            "illegal pass",
+        ),
+        (doc(&format!(r#"<settings>{setup}</settings>"#)), "no pass"),
+        (
+            doc(&format!(
+                r#"<settings pass="windowsPE">{setup}</settings><settings pass="windowsPE">{setup}</settings>"#
+            )),
+            "two settings",
+        ),
+        (
+            doc(&format!(
+                r#"<servicing/><settings pass="windowsPE">{setup}</settings>"#
+            )),
+            "unexpected element servicing",
+        ),
+        (
+            doc(r#"<settings pass="windowsPE"><Setup/></settings>"#),
+            "only component",
+        ),
+        (
+            doc(&format!(
+                r#"<settings pass="specialize">{}</settings>"#,
+                comp("Microsoft-Windows-Setup", "")
+            )),
+            "may not appear in specialize",
+        ),
+        (
+            doc(&format!(
+                r#"<settings pass="windowsPE">{}</settings>"#,
+                comp("Microsoft-Windows-Unknown", "")
+            )),
+            "not in passes::COMPONENT_PASSES",
+        ),
+        (
+            doc(&format!(
+                r#"<settings pass="windowsPE">{}</settings>"#,
+                setup.replace("nonSxS", "SxS")
+            )),
+            "versionScope",
+        ),
+        (
+            doc(&format!(
+                r#"<settings pass="windowsPE">{}</settings>"#,
+                setup.replace(r#" publicKeyToken="31bf3856ad364e35""#, "")
+            )),
+            "publicKeyToken",
+        ),
+    ];
+    for (xml, want) in cases {
+        let err = check_answer_file(&xml).expect_err(&xml);
+        assert!(err.contains(want), "{xml}: {err} (wanted `{want}`)");
+    }
+}
+
+/// The builder runs the check on every file it returns; a file that fails
+/// it comes back as `BuildError::Malformed`, answered as a 500 (a builder
+/// bug), not as the caller's validation error.
+#[test]
+fn malformed_output_is_an_internal_error() {
+    let (_, v, x) = golden_profiles().remove(0);
+    assert!(build_answer_file(&cfg(v), &x).is_ok());
+    let api: crate::http::error::ApiError =
+        crate::domains::unattend::UnattendError::Build(BuildError::Malformed("x".into())).into();
+    assert_eq!(api.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// The shipped XSD is the file the tests give xmllint.
+#[test]
+fn unattend_xsd_constant_is_the_file() {
+    assert_eq!(std::fs::read_to_string(XSD).unwrap(), UNATTEND_XSD);
+}
+
+/// The preview and the ISO derive a VM's seed with this one function: it
+/// is stable, differs between VMs and ignores the UUID's spelling.
+#[test]
+fn vm_seed_is_derived_from_the_uuid() {
+    let a = "6f9c1e2a-3b4d-4c5e-8f70-1a2b3c4d5e6f";
+    assert_eq!(vm_seed(a), vm_seed(a));
+    assert_eq!(vm_seed(a), vm_seed(&a.to_uppercase()));
+    assert_ne!(vm_seed(a), vm_seed("00112233-4455-6677-8899-aabbccddeeff"));
+    assert!(i64::try_from(vm_seed(a)).is_ok());
 }
 
 // ---------------------------------------------------------------- bugs
