@@ -78,6 +78,14 @@ pub struct Settings {
     /// Requests per minute per IP on public endpoints such as login [default: 20].
     #[arg(long, env = "BOTMOX_PUBLIC_RATE_LIMIT_PER_MINUTE", value_name = "N")]
     pub public_rate_limit_per_minute: Option<u32>,
+    /// Requests worked on at once; beyond it 429 `SERVER_BUSY` (a parked
+    /// long poll does not count) [default: 512].
+    #[arg(long, env = "BOTMOX_API_MAX_IN_FLIGHT", value_name = "N")]
+    pub api_max_in_flight: Option<usize>,
+    /// `Retry-After` of a shed request: 1 s plus a random 0..=N s, so a
+    /// crowd comes back spread out [default: 10].
+    #[arg(long, env = "BOTMOX_BUSY_RETRY_SPREAD_SECONDS", value_name = "SECONDS")]
+    pub busy_retry_spread_seconds: Option<u64>,
     /// Take the client address from `X-Forwarded-For` (only behind a reverse
     /// proxy): the entry `trusted_proxy_hops` from the right.
     #[arg(long, env = "BOTMOX_TRUST_FORWARDED_FOR", value_name = "BOOL")]
@@ -275,6 +283,8 @@ impl Settings {
             session_ttl_hours,
             api_rate_limit_per_minute,
             public_rate_limit_per_minute,
+            api_max_in_flight,
+            busy_retry_spread_seconds,
             trust_forwarded_for,
             trusted_proxy_hops,
             jwt_hs256_secret,
@@ -377,6 +387,8 @@ pub struct Config {
     pub session_ttl_hours: u64,
     pub api_rate_limit_per_minute: u32,
     pub public_rate_limit_per_minute: u32,
+    pub api_max_in_flight: usize,
+    pub busy_retry_spread_seconds: u64,
     pub trust_forwarded_for: bool,
     /// Reverse proxies that append to `X-Forwarded-For` (1..=10).
     pub trusted_proxy_hops: u32,
@@ -713,6 +725,17 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let api_max_in_flight = s.api_max_in_flight.unwrap_or(512);
+        if !(1..=1_000_000).contains(&api_max_in_flight) {
+            return Err(invalid(
+                "api_max_in_flight",
+                "must be between 1 and 1000000",
+            ));
+        }
+        let busy_retry_spread_seconds = s.busy_retry_spread_seconds.unwrap_or(10);
+        if busy_retry_spread_seconds > 600 {
+            return Err(invalid("busy_retry_spread_seconds", "must be at most 600"));
+        }
         let jwt = if s.jwt_hs256_secret.is_some() || s.jwt_jwks_url.is_some() {
             if let Some(secret) = &s.jwt_hs256_secret {
                 if secret.len() < 32 {
@@ -897,6 +920,8 @@ impl Config {
             body_limit_bytes,
             session_ttl_hours,
             api_rate_limit_per_minute,
+            api_max_in_flight,
+            busy_retry_spread_seconds,
             public_rate_limit_per_minute,
             trust_forwarded_for: s.trust_forwarded_for.unwrap_or(false),
             jwt,
@@ -906,7 +931,7 @@ impl Config {
 
     /// A printable view with secrets masked (for `check-config` and logs).
     pub fn redacted(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "data_dir": self.data_dir,
             "database_url": redact_url(&self.database_url),
             "listen": self.listen.to_string(),
@@ -964,7 +989,11 @@ impl Config {
             },
             "object_url_ttl_seconds": self.objects.url_ttl_s,
             "artifact_max_bytes": self.objects.artifact_max_bytes,
-        })
+        });
+        // (outside the macro: json! hits the recursion limit at this size)
+        v["api_max_in_flight"] = self.api_max_in_flight.into();
+        v["busy_retry_spread_seconds"] = self.busy_retry_spread_seconds.into();
+        v
     }
 }
 

@@ -175,6 +175,10 @@ pub async fn start_with(
         cfg: Arc::new(cfg.clone()),
         db: db.clone(),
         limits: limits.clone(),
+        admission: Arc::new(crate::http::admission::Admission::new(
+            cfg.api_max_in_flight,
+            cfg.busy_retry_spread_seconds,
+        )),
         tls_sha256: material.as_ref().map(|m| Arc::from(m.sha256.as_str())),
     };
     let app = http::router_with(state, extra).into_make_service_with_connect_info::<SocketAddr>();

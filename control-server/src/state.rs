@@ -53,6 +53,8 @@ pub struct AppState {
     pub secrets: Arc<SecretsService>,
     pub notifier: Arc<Notifier>,
     pub limits: Arc<RateLimits>,
+    /// In-flight limit of the API (`http::admission`).
+    pub admission: Arc<crate::http::admission::Admission>,
     pub metrics: Option<PrometheusHandle>,
     /// SHA-256 of the served certificate (lowercase hex), when TLS is on.
     pub tls_sha256: Option<Arc<str>>,

@@ -109,6 +109,15 @@ impl ApiError {
         )
         .with_retry_after(retry_after)
     }
+    /// Load shed by admission control (`http::admission`).
+    pub fn server_busy(retry_after: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::SERVER_BUSY,
+            "The server is busy. Please try again after Retry-After seconds.",
+        )
+        .with_retry_after(retry_after)
+    }
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -175,7 +175,8 @@ pub async fn api_rate_limit(State(state): State<AppState>, req: Request, next: N
         || path.starts_with("/api/v1/health");
     if !exempt {
         let (parts, body) = req.into_parts();
-        let known = crate::auth::bearer_token(&parts)
+        // a bearer token, else the console's session cookie
+        let known = crate::auth::credential_from_headers(&parts.headers)
             .map(token_key)
             .filter(|k| state.limits.is_known_token(k));
         let key = match known {

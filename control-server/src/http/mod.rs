@@ -2,6 +2,7 @@
 //! and the toolkit handlers use (error envelope, codes, extractors,
 //! envelopes). Routes come from the domains (`domains::routes()`).
 
+pub mod admission;
 pub mod codes;
 pub mod envelope;
 pub mod error;
@@ -90,7 +91,7 @@ impl Modify for BearerAuth {
 /// | 403 | `FORBIDDEN` | secured operations (role too low, or a user token on an agent route and vice versa) |
 /// | 413 | `PAYLOAD_TOO_LARGE` | operations with a JSON body (`body_limit_bytes`) |
 /// | 415 | `UNSUPPORTED_MEDIA_TYPE` | operations with a JSON body |
-/// | 429 | `RATE_LIMITED` + `Retry-After` | every rate-limited operation (all but `/api/v1/health*`) |
+/// | 429 | `RATE_LIMITED` or `SERVER_BUSY` + `Retry-After` | every rate-limited operation (all but `/api/v1/health*`) |
 /// | 503 | `DATABASE_ERROR` + `Retry-After` | the same operations: each reads the database |
 struct CommonResponses;
 
@@ -180,7 +181,7 @@ fn add_common_responses(path: &str, op: &mut utoipa::openapi::path::Operation) {
     if limited {
         add(
             "429",
-            "RATE_LIMITED: over the caller's request budget; retry after `Retry-After` seconds",
+            "RATE_LIMITED: over the caller's request budget, or SERVER_BUSY: over the server's in-flight limit; retry after `Retry-After` seconds",
             true,
         );
         add(
@@ -313,6 +314,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::api_rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::admit,
         ))
         .layer(axum::middleware::from_fn(
             middleware::reject_control_characters,

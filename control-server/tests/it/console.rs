@@ -20,6 +20,7 @@ backend_tests!(
     event_stream_works_with_the_cookie,
     assets_are_immutable_and_pages_have_a_strict_csp,
     bots_and_finance_pages_for_each_role,
+    each_console_session_has_its_own_rate_limit_budget,
 );
 
 /// A browser-like client: no redirects followed, cookies passed by hand.
@@ -951,5 +952,45 @@ async fn bots_and_finance_pages_for_each_role(b: Backend) {
     let p = page(&s, "/console/finance", Some(&cookie)).await;
     assert_eq!(p.html.matches("<rect class=\"bar ").count(), 4);
     p.has(&format!(r#"data-day="{}""#, day(9).0));
+    s.stop().await;
+}
+
+/// Cookie requests are budgeted per session, as bearer tokens are, not per
+/// IP: one session spending its budget does not lock out another user's
+/// session from the same address (an office behind one NAT).
+async fn each_console_session_has_its_own_rate_limit_budget(b: Backend) {
+    let s = TestServer::start_with(
+        b,
+        control_server::config::Settings {
+            api_rate_limit_per_minute: Some(5),
+            public_rate_limit_per_minute: Some(100),
+            ..crate::common::base_settings()
+        },
+        axum::Router::new(),
+    )
+    .await;
+    let admin = s.admin_token().await;
+    s.user(&admin, "op@budget.test", "operator").await;
+    let first = sign_in(&s, "op@budget.test", PASSWORD).await;
+    let second = sign_in(&s, "op@budget.test", PASSWORD).await;
+    let get = |cookie: String| {
+        let req = browser()
+            .get(s.url("/api/v1/agents"))
+            .header(header::COOKIE, format!("bmx_session={cookie}"));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(get(first.clone()).await);
+    }
+    assert!(
+        statuses.contains(&429),
+        "the first session ran out: {statuses:?}"
+    );
+    assert_eq!(
+        get(second.clone()).await,
+        200,
+        "the second session has its own budget"
+    );
     s.stop().await;
 }

@@ -1,7 +1,9 @@
 //! Heartbeat write-behind and the agent token cache (issue #15), over real
 //! HTTP on SQLite and PostgreSQL: what reaches the database and when (in
 //! flushes, not seconds), revocation despite the cache, two servers on one
-//! database, and what a crash loses.
+//! database, and what a crash loses. Also admission control: requests over
+//! `api_max_in_flight` are shed with 429 `SERVER_BUSY` and a jittered
+//! `Retry-After`; parked long polls and health checks do not count.
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ backend_tests!(
     last_seen_reaches_the_database_within_one_flush_interval,
     revocation_ends_the_next_call_at_once_despite_the_cache,
     a_crash_loses_only_the_buffered_last_seen,
+    over_the_in_flight_limit_requests_are_shed_with_a_jittered_retry_after,
 );
 
 /// A flush interval the test never reaches: flushes happen only when the
@@ -335,4 +338,93 @@ async fn postgres_two_servers_agree_on_connection_states() {
     assert_eq!(state_of(&sa, &y_id), "revoked");
     b.stop().await;
     a.stop().await;
+}
+
+/// `api_max_in_flight = 2`: a parked long poll leaves both places free; two
+/// requests held open by a test route take them; then every other request
+/// (but health) is shed with 429 `SERVER_BUSY` and a `Retry-After` of 1 s
+/// plus a random share of the spread — and a long poll is refused at its
+/// claim attempt. Once the held requests end, everything passes again.
+async fn over_the_in_flight_limit_requests_are_shed_with_a_jittered_retry_after(b: Backend) {
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+    let gate = Arc::new(Semaphore::new(0));
+    let entered = Arc::new(Semaphore::new(0));
+    let (g, e) = (gate.clone(), entered.clone());
+    let extra = axum::Router::new().route(
+        "/api/v1/test/hold",
+        axum::routing::get(move || {
+            let (g, e) = (g.clone(), e.clone());
+            async move {
+                e.add_permits(1);
+                let _pass = g.acquire().await;
+                "released"
+            }
+        }),
+    );
+    let s = TestServer::start_with(
+        b,
+        Settings {
+            api_max_in_flight: Some(2),
+            busy_retry_spread_seconds: Some(5),
+            api_rate_limit_per_minute: Some(100_000),
+            public_rate_limit_per_minute: Some(100_000),
+            ..base_settings()
+        },
+        extra,
+    )
+    .await;
+    let admin = s.admin_token().await;
+    let (_agent_id, agent) = pair_agent(&s, &admin).await;
+
+    // a long poll that parks holds no place
+    let poll_url = s.url("/api/v1/vm-ops/commands/next?timeout_ms=8000");
+    let http = reqwest::Client::new();
+    let parked = tokio::spawn(http.get(&poll_url).bearer_auth(&agent).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hold = |s: &TestServer| {
+        let req = reqwest::Client::new().get(s.url("/api/v1/test/hold"));
+        tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+    };
+    let (h1, h2) = (hold(&s), hold(&s));
+    let both = tokio::time::timeout(Duration::from_secs(10), entered.acquire_many(2)).await;
+    assert!(
+        both.is_ok(),
+        "the two held requests got in beside the parked poll"
+    );
+
+    // full: shed, with a spread-out Retry-After
+    let mut waits = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let r = s.get("/api/v1/agents", Some(&admin)).await;
+        r.assert_error(429, "SERVER_BUSY");
+        let ra: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=6).contains(&ra), "Retry-After {ra}");
+        waits.insert(ra);
+    }
+    assert!(waits.len() >= 3, "jittered: {waits:?}");
+    let r = s
+        .post("/api/v1/agents/heartbeat", Some(&agent), json!({}))
+        .await;
+    r.assert_error(429, "SERVER_BUSY");
+    let r = s
+        .get("/api/v1/vm-ops/commands/next?timeout_ms=1000", Some(&agent))
+        .await;
+    r.assert_error(429, "SERVER_BUSY");
+    // monitoring still sees a live server
+    assert_eq!(s.get("/api/v1/health/live", None).await.status, 200);
+
+    gate.add_permits(2);
+    assert_eq!(h1.await.unwrap(), 200);
+    assert_eq!(h2.await.unwrap(), 200);
+    let r = s.get("/api/v1/agents", Some(&admin)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    heartbeat(&s, &agent, json!({})).await;
+    let polled = parked.await.unwrap().unwrap();
+    assert_eq!(
+        polled.status().as_u16(),
+        204,
+        "the parked poll timed out normally"
+    );
+    s.stop().await;
 }

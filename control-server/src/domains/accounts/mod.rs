@@ -123,6 +123,10 @@ impl FromRequestParts<AppState> for Identity {
         if let Some(session) = cookie {
             let identity = state.accounts.verify_bearer(session).await?;
             cookie::check_csrf(&parts.method, &parts.headers, session)?;
+            // the session's own rate-limit budget, as for a bearer token
+            state
+                .limits
+                .remember_token(&crate::http::middleware::token_key(session));
             parts.extensions.insert(identity.clone());
             return Ok(identity);
         }

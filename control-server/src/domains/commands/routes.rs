@@ -214,9 +214,11 @@ pub async fn next_command(
     if !(1000..=60_000).contains(&timeout_ms) {
         return Err(FieldErrors::one("timeout_ms", "must be between 1000 and 60000").into());
     }
+    // Admission control counts the claim attempt, not the parked wait.
+    let busy = state.admission.try_enter().map_err(ApiError::server_busy)?;
     match state
         .commands
-        .next_command(&agent, Duration::from_millis(timeout_ms))
+        .next_command(&agent, Duration::from_millis(timeout_ms), Some(busy))
         .await?
     {
         Some(cmd) => Ok(ok(cmd).into_response()),

@@ -491,12 +491,16 @@ impl CommandsService {
 
     /// Long poll: claim the oldest queued command or wait until one arrives
     /// (woken at once by a dispatch here or, on PostgreSQL, in another
-    /// process) or the timeout passes.
-    pub async fn next_command(
+    /// process) or the timeout passes. `busy` (the caller's share of an
+    /// in-flight limit, if any) is held for the first claim attempt only
+    /// and released before the poll parks: a waiting poll does no work.
+    pub async fn next_command<B>(
         &self,
         agent: &AgentIdentity,
         timeout: Duration,
+        busy: Option<B>,
     ) -> Result<Option<Command>, CommandError> {
+        let mut busy = busy;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut wake = self.notifier.subscribe_agent(agent.agent_id.as_str());
         let mut woken = false;
@@ -525,6 +529,7 @@ impl CommandsService {
                 }
             }
             woken = false;
+            drop(busy.take());
             tokio::select! {
                 changed = wake.changed() => {
                     woken = true;
