@@ -830,6 +830,57 @@ async fn bench_vm_job_100_vms() {
         cpu,
     );
     assert_eq!(j["status"], "completed", "{j:#}");
+    // where the time goes: each step's duration per item, from the
+    // timeline (the step's `item_step` event to the next one)
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let (st, b) = server
+            .call(
+                "GET",
+                &format!("/api/v1/vm-jobs/{id}/events?after={after}&limit=1000"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{b}");
+        let page = b["data"].as_array().unwrap().clone();
+        let Some(last) = page.last() else { break };
+        after = last["event_id"].as_i64().unwrap();
+        all.extend(page);
+    }
+    let mut per_item: BTreeMap<i64, Vec<(String, i64)>> = BTreeMap::new();
+    for e in all.iter().filter(|e| e["event_type"] == "vm_job.item_step") {
+        let at = chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+        per_item
+            .entry(e["data"]["item"]["index"].as_i64().unwrap())
+            .or_default()
+            .push((e["data"]["item"]["step"].as_str().unwrap().to_string(), at));
+    }
+    let mut spent: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for steps in per_item.values() {
+        for w in steps.windows(2) {
+            spent
+                .entry(w[0].0.clone())
+                .or_default()
+                .push(w[1].1 - w[0].1);
+        }
+    }
+    println!();
+    println!("| step | mean ms | p50 ms | max ms |");
+    println!("|---|---:|---:|---:|");
+    for step in ORDER {
+        if let Some(v) = spent.get_mut(step) {
+            v.sort();
+            let mean = v.iter().sum::<i64>() as f64 / v.len() as f64;
+            println!(
+                "| {step} | {mean:.0} | {} | {} |",
+                v[v.len() / 2],
+                v[v.len() - 1]
+            );
+        }
+    }
     agent.sigterm();
     agent.wait_exit(Duration::from_secs(20)).await;
 }

@@ -153,6 +153,27 @@ async fn legacy_shapes_are_migrated_and_unknown_fields_named(backend: Backend) {
     assert_eq!(c["desktopIcons"]["icons"]["recycleBin"], true);
     assert_eq!(c["windowsSettings"]["enableRemoteDesktop"], false);
 
+    // a bad legacy value is named, not dropped by the migration
+    let mut cfg = config();
+    cfg["locale"] = json!({"inputLocales": ["0407:00000407", ""]});
+    let r = s
+        .post(BASE, Some(&op), body("Bad legacy", cfg.clone()))
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert!(
+        r.body["error"]["details"]["fields"]["config.locale.inputLocales[1]"].is_string(),
+        "{}",
+        r.body
+    );
+    let r = s
+        .post(
+            &format!("{BASE}/preview"),
+            Some(&op),
+            json!({"config": cfg}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+
     let mut cfg = config();
     cfg["user"]["nickname"] = json!("x");
     let r = s.post(BASE, Some(&op), body("Bad", cfg)).await;

@@ -705,6 +705,28 @@ impl Default for CustomScript {
     }
 }
 
+/// `locale.inputLocales` (legacy): at most 10 `LLLL:KKKKKKKK` (hex).
+fn check_input_locales(f: &mut FieldErrors, prefix: &str, old: Option<&[LegacyInputLocale]>) {
+    let Some(old) = old else { return };
+    if old.len() > 10 {
+        f.add(
+            &format!("{prefix}locale.inputLocales"),
+            "must have at most 10 entries",
+        );
+    }
+    for (i, s) in old.iter().enumerate() {
+        let ok =
+            s.0.split_once(':')
+                .is_some_and(|(a, b)| hex(a, 4) && hex(b, 8));
+        if !ok {
+            f.add(
+                &format!("{prefix}locale.inputLocales[{i}]"),
+                "must be a keyboard layout LLLL:KKKKKKKK (hex)",
+            );
+        }
+    }
+}
+
 // ------------------------------------------------------------ migrations
 
 impl UnattendConfig {
@@ -749,6 +771,14 @@ impl UnattendConfig {
     }
 
     /// Every rule, each error naming the field (under `prefix`) and the rule.
+    /// The legacy shapes that [`UnattendConfig::normalize`] migrates away,
+    /// checked before it does (so a bad legacy value is named, not dropped).
+    pub fn validate_legacy(&self, prefix: &str) -> Result<(), FieldErrors> {
+        let mut f = FieldErrors::default();
+        check_input_locales(&mut f, prefix, self.locale.input_locales.as_deref());
+        f.into_fields()
+    }
+
     pub fn validate(&self, prefix: &str) -> Result<(), FieldErrors> {
         let mut f = FieldErrors::default();
         let p = |s: &str| format!("{prefix}{s}");
@@ -830,22 +860,7 @@ impl UnattendConfig {
                 );
             }
         }
-        if let Some(old) = &l.input_locales {
-            if old.len() > 10 {
-                f.add(&p("locale.inputLocales"), "must have at most 10 entries");
-            }
-            for (i, s) in old.iter().enumerate() {
-                let ok =
-                    s.0.split_once(':')
-                        .is_some_and(|(a, b)| hex(a, 4) && hex(b, 8));
-                if !ok {
-                    f.add(
-                        &p(&format!("locale.inputLocales[{i}]")),
-                        "must be a keyboard layout LLLL:KKKKKKKK (hex)",
-                    );
-                }
-            }
-        }
+        check_input_locales(&mut f, prefix, l.input_locales.as_deref());
         if !catalog::is_time_zone(&l.time_zone) {
             f.add(
                 &p("locale.timeZone"),

@@ -87,6 +87,9 @@ fn check(name: &str, config: &mut UnattendConfig) -> Result<String, UnattendErro
     } else {
         f.display_text("name", &name, 200);
     }
+    if let Err(e) = config.validate_legacy("config.") {
+        f.0.extend(e.0);
+    }
     config.normalize();
     if let Err(e) = config.validate("config.") {
         f.0.extend(e.0);
@@ -283,6 +286,9 @@ impl UnattendService {
         mut config: UnattendConfig,
         ctx: &VmContext,
     ) -> Result<Preview, UnattendError> {
+        config
+            .validate_legacy("config.")
+            .map_err(UnattendError::Validation)?;
         config.normalize();
         config
             .validate("config.")

@@ -66,6 +66,8 @@ const AUTO_DETACH_GRACE_MS: i64 = 20_000;
 
 /// How often a clone task's status is polled.
 const CLONE_POLL_MS: i64 = 250;
+/// The shortest time between two orchestrator passes.
+const MIN_TICK_GAP: Duration = Duration::from_millis(40);
 /// The longest a clone wait's long poll holds an agent slot.
 const CLONE_LONG_POLL_MS: i64 = 20_000;
 
@@ -225,6 +227,7 @@ impl Orchestrator {
         tokio::spawn(async move {
             let mut events_wake = events_wake;
             loop {
+                let started = tokio::time::Instant::now();
                 if let Err(e) = self.tick().await {
                     tracing::warn!(error = %e, "vm jobs tick failed; retrying");
                 }
@@ -233,8 +236,10 @@ impl Orchestrator {
                     _ = events_wake.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
-                // Coalesce bursts of wake-ups (every report records events).
-                tokio::time::sleep(Duration::from_millis(40)).await;
+                // At most one pass per MIN_TICK_GAP: a burst of wake-ups
+                // (every report records events) coalesces into one pass,
+                // while a wake-up after a quiet spell runs at once.
+                tokio::time::sleep_until(started + MIN_TICK_GAP).await;
             }
         })
     }
@@ -313,6 +318,7 @@ impl Orchestrator {
         let mut heavy =
             store::heavy_on_node(self.db.reader(), &job.tenant_id, &job.agent_id, &job.node)
                 .await?;
+        let mut recounted = false;
         for item in items.into_iter().filter(|i| !i.step.is_final()) {
             if item.step == ItemStep::Pending {
                 if stop {
@@ -325,6 +331,19 @@ impl Orchestrator {
                     )
                     .await?;
                     continue;
+                }
+                if heavy >= i64::from(spec.parallelism) && !recounted {
+                    // Items earlier in this pass may have left
+                    // clone/configure: their places are free now, not
+                    // only on the next tick.
+                    recounted = true;
+                    heavy = store::heavy_on_node(
+                        self.db.reader(),
+                        &job.tenant_id,
+                        &job.agent_id,
+                        &job.node,
+                    )
+                    .await?;
                 }
                 if heavy >= i64::from(spec.parallelism) {
                     continue;
