@@ -50,6 +50,7 @@ mod platform;
 mod provisioning;
 /// Resources (licenses, proxies, subscriptions): CRUD, validation, merge,
 /// sealed proxy passwords, computed statuses, roles, list kit (issue #16).
+mod records_checks;
 mod resources;
 /// schemathesis walks the API from its OpenAPI document (contract tests).
 mod schemathesis;
