@@ -162,6 +162,14 @@ async fn pipeline(State(app): State<AppState>, req: Request, next: Next) -> Resp
     }
 }
 
+/// Reads and discards the request body before an early answer, as
+/// pveproxy does: answering while the client is still sending an upload
+/// would close the connection under it, and the client would see a
+/// transport error (and retry) instead of the status meant for it.
+async fn drain_body(req: Request) {
+    let _ = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await;
+}
+
 /// Faults, schema resolution, authentication and parameter validation.
 /// On success the request carries `Params`, `Arc<MethodSchema>`, the
 /// `AuthUser` and, for uploads, the `UploadedFile`.
@@ -180,9 +188,11 @@ async fn prepare(app: &AppState, req: Request, api_path: &str) -> Result<Request
                 ApiError::failed("connection dropped").into_response()
             }
             FaultAction::Status { status, message } => {
+                drain_body(req).await;
                 ApiError::Status { status, message }.into_response()
             }
             FaultAction::LockTimeout => {
+                drain_body(req).await;
                 ApiError::failed(lock_timeout_message(api_path)).into_response()
             }
         });
@@ -212,7 +222,10 @@ async fn prepare(app: &AppState, req: Request, api_path: &str) -> Result<Request
             .authenticate(req.headers(), &method, schema.allow_token)
         {
             Ok(u) => Some(u),
-            Err(e) => return Err(ApiError::Unauthorized(e.to_string()).into_response()),
+            Err(e) => {
+                drain_body(req).await;
+                return Err(ApiError::Unauthorized(e.to_string()).into_response());
+            }
         }
     };
     let (mut parts, body) = req.into_parts();
