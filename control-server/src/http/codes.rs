@@ -129,6 +129,7 @@ pub const SECRETS_INVALID_CREATE_BODY: &str = "SECRETS_INVALID_CREATE_BODY";
 pub const SECRETS_INVALID_ROTATE_BODY: &str = "SECRETS_INVALID_ROTATE_BODY";
 pub const SECRETS_INVALID_BINDING_CREATE_BODY: &str = "SECRETS_INVALID_BINDING_CREATE_BODY";
 pub const SECRETS_INVALID_BINDINGS_LIST_QUERY: &str = "SECRETS_INVALID_BINDINGS_LIST_QUERY";
+pub const SECRETS_INVALID_LIST_QUERY: &str = "SECRETS_INVALID_LIST_QUERY";
 pub const SECRET_NOT_DELIVERABLE: &str = "SECRET_NOT_DELIVERABLE";
 pub const AGENT_PUBLIC_KEY_MISSING: &str = "AGENT_PUBLIC_KEY_MISSING";
 pub const AGENT_PUBLIC_KEY_MISMATCH: &str = "AGENT_PUBLIC_KEY_MISMATCH";
@@ -649,6 +650,11 @@ pub const TABLE: &[(&str, u16, &str)] = &[
         SECRETS_INVALID_BINDINGS_LIST_QUERY,
         400,
         "The bindings list query is invalid; `details.fields` names each problem",
+    ),
+    (
+        SECRETS_INVALID_LIST_QUERY,
+        400,
+        "The secrets list query is invalid; `details.fields` names each problem",
     ),
     (
         SECRET_NOT_DELIVERABLE,

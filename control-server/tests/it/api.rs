@@ -939,6 +939,7 @@ async fn openapi_documents_every_route() {
         ("delete", "/api/v1/theme-assets/{id}"),
         // secrets vault and delivery to agents (issue #13)
         ("post", "/api/v1/secrets"),
+        ("get", "/api/v1/secrets"),
         ("get", "/api/v1/secrets/{id}/meta"),
         ("post", "/api/v1/secrets/{id}/rotate"),
         ("post", "/api/v1/secrets/bindings"),

@@ -833,6 +833,7 @@ const TABLE: &[Row] = &[
         "",
         |_, _| Some(json!({"label": "matrix", "value": "matrix-own-value"})),
     ),
+    row("GET /api/v1/secrets", N::User, T::Own, &[], "", no_body),
     row(
         "GET /api/v1/secrets/{id}/meta",
         N::User,
@@ -1889,6 +1890,8 @@ const A_FILTERS: &[(&str, &str)] = &[
     ("GET /api/v1/vm-ops/commands", "?created_by={admin}"),
     ("GET /api/v1/users", "?q=matrix-a"),
     ("GET /api/v1/vms", "?user_id={admin}"),
+    ("GET /api/v1/secrets", "?agent_id={agent}"),
+    ("GET /api/v1/secrets", "?q=matrix"),
     ("GET /api/v1/secrets/bindings", "?scope_id={agent}"),
     ("GET /api/v1/secrets/bindings", "?scope_type=agent"),
     ("GET /api/v1/vms", "?q=0badc0de-0000-4000-8000-00000000b"),

@@ -23,6 +23,7 @@ backend_tests!(
     server_sealed_values_use_the_data_key_and_stay_in_their_row,
     every_error_code_of_the_vault,
     bindings_upsert_filter_and_belong_to_their_creator,
+    the_secrets_list_is_metadata_of_the_callers_secrets,
     agents_register_keys_and_receive_only_their_secrets,
     console_envelopes_are_stored_blind_and_checked_against_the_agent_key,
     tenants_never_see_each_other_secrets,
@@ -737,6 +738,71 @@ async fn bindings_upsert_filter_and_belong_to_their_creator(b: Backend) {
             .unwrap()
             .len(),
         4
+    );
+    s.stop().await;
+}
+
+/// `GET /secrets`: metadata of the caller's own secrets (admins: the
+/// tenant's), filtered, searched and paged by the list kit, never material.
+async fn the_secrets_list_is_metadata_of_the_callers_secrets(b: Backend) {
+    let s = TestServer::start(b).await;
+    let infra = s.admin_token().await;
+    let t = tenant(&s, &infra, "lists").await;
+    let one = create_ok(&s, &t.op, client_body("alpha db")).await;
+    let two = create_ok(
+        &s,
+        &t.op,
+        json!({"id": "sealed-1", "label": "beta key", "value": "plain-value-77"}),
+    )
+    .await;
+    let theirs = create_ok(&s, &t.op2, client_body("gamma")).await;
+    let ids = |r: &Resp| -> Vec<String> {
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let get = |token: String, q: &'static str| {
+        let s = &s;
+        async move {
+            let r = s.get(&format!("/api/v1/secrets{q}"), Some(&token)).await;
+            assert_no_material(&r, &[CIPHERTEXT, "plain-value-77"]);
+            r
+        }
+    };
+    // newest first, only the caller's own
+    let r = get(t.op.clone(), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ids(&r), [two.clone(), one.clone()]);
+    assert_eq!(r.body["meta"]["total"], 2, "{}", r.body);
+    assert_eq!(r.body["data"][0]["kind"], "server");
+    assert_eq!(r.body["data"][1]["label"], "alpha db");
+    // the admin: the tenant's; filters, search, sort
+    let r = get(t.admin.clone(), "?sort=label&order=asc").await;
+    assert_eq!(ids(&r), [one.clone(), two.clone(), theirs.clone()]);
+    let r = get(t.admin.clone(), "?kind=client&q=gam").await;
+    assert_eq!(ids(&r), vec![theirs.clone()]);
+    let r = get(t.admin.clone(), "?limit=1&page=2&sort=label&order=asc").await;
+    assert_eq!(ids(&r), vec![two.clone()]);
+    // a viewer sees their own: none
+    let r = get(t.viewer.clone(), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(ids(&r).is_empty());
+    // another tenant sees nothing of these
+    let r = get(infra.clone(), "").await;
+    assert!(ids(&r)
+        .iter()
+        .all(|id| ![&one, &two, &theirs].contains(&id)));
+    // a query the kit refuses names the field
+    let r = get(t.op.clone(), "?sort=ciphertext").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "SECRETS_INVALID_LIST_QUERY");
+    assert!(
+        r.body["error"]["details"]["fields"]["sort"].is_string(),
+        "{}",
+        r.body
     );
     s.stop().await;
 }

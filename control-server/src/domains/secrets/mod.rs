@@ -32,7 +32,7 @@ pub use store::{ScopeType, SecretKind};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(routes::create_secret))
+        .routes(routes!(routes::list_secrets, routes::create_secret))
         .routes(routes!(routes::get_meta))
         .routes(routes!(routes::rotate_secret))
         .routes(routes!(routes::list_bindings, routes::create_binding))
@@ -51,6 +51,8 @@ pub enum SecretError {
     InvalidBinding(FieldErrors),
     #[error("invalid bindings query: {0}")]
     InvalidListQuery(FieldErrors),
+    #[error("invalid secrets query: {0}")]
+    InvalidSecretListQuery(FieldErrors),
     #[error("secret not found")]
     NotFound,
     #[error("the secret id is taken")]
@@ -101,6 +103,7 @@ impl From<SecretError> for ApiError {
             SecretError::InvalidListQuery(f) => {
                 fields(codes::SECRETS_INVALID_BINDINGS_LIST_QUERY, f)
             }
+            SecretError::InvalidSecretListQuery(f) => fields(codes::SECRETS_INVALID_LIST_QUERY, f),
             SecretError::NotFound => ApiError::not_found(codes::SECRET_NOT_FOUND, "Secret not found"),
             SecretError::IdTaken => ApiError::conflict(
                 codes::CONFLICT,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::service::{SecretBinding, SecretMeta};
-use super::store::BINDING_LIST;
+use super::store::{BINDING_LIST, SECRET_LIST};
 use super::SecretError;
 use crate::auth::Identity;
 use crate::db::ids::SecretId;
@@ -284,6 +284,28 @@ pub struct SecretPath {
 }
 
 list_query_doc!(BindingListQuery, BINDING_LIST);
+list_query_doc!(SecretListQuery, SECRET_LIST);
+
+/// The secrets the caller created (admins: the tenant's), newest first:
+/// metadata only, never ciphertext, nonce or value. List kit: filter on
+/// id, label, kind, agent_id, material_version, created_at, updated_at,
+/// rotated_at; `q` searches id and label.
+#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets", security(("bearer" = [])),
+    params(SecretListQuery),
+    responses((status = 200, body = Envelope<Vec<SecretMeta>>),
+              (status = 400, description = "SECRETS_INVALID_LIST_QUERY", body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
+pub async fn list_secrets(
+    State(state): State<AppState>,
+    identity: Identity,
+    RawQuery(q): RawQuery,
+) -> Result<Reply<Vec<SecretMeta>>, ApiError> {
+    let raw = q.as_deref().unwrap_or("");
+    let (params, _) = SECRET_LIST
+        .parse(raw, &[])
+        .map_err(SecretError::InvalidSecretListQuery)?;
+    Ok(paged(state.secrets.list(&identity, &params).await?))
+}
 
 /// Store a secret (operator+): client-encrypted ciphertext (the original's
 /// body), an envelope sealed to an agent, or a plaintext `value` the server

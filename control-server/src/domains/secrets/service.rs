@@ -18,7 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::store::{self, BindingRow, Material, NewBinding, ScopeType, SecretKind, SecretRow};
+use super::store::{
+    self, BindingRow, Material, NewBinding, ScopeType, SecretKind, SecretMetaRow, SecretRow,
+};
 use super::SecretError;
 use crate::auth::{Identity, Role};
 use crate::crypto::{Aad, DataKeys, SealedParts};
@@ -88,6 +90,12 @@ pub struct SecretMeta {
 
 impl From<SecretRow> for SecretMeta {
     fn from(r: SecretRow) -> Self {
+        SecretMetaRow::from(r).into()
+    }
+}
+
+impl From<SecretMetaRow> for SecretMeta {
+    fn from(r: SecretMetaRow) -> Self {
         SecretMeta {
             aad_meta: serde_json::from_str(&r.aad_meta)
                 .ok()
@@ -658,6 +666,22 @@ impl SecretsService {
         tracing::info!(binding_id = %row.id, secret_id = %row.secret_ref, scope_type = %row.scope_type,
             by = %who.user_id, "secret bound");
         Ok(row.into())
+    }
+
+    /// Secrets' metadata the caller may see (own; admins: the tenant's),
+    /// newest first; never the material (`GET /api/v1/secrets`, the console).
+    pub async fn list(
+        &self,
+        who: &Identity,
+        params: &ListParams,
+    ) -> Result<Page<SecretMeta>, SecretError> {
+        let scope = who.require(Role::Viewer)?;
+        let creator = (!who.has(Role::Admin)).then_some(who.user_id.as_str());
+        Ok(
+            store::list(self.db.reader(), self.db.backend(), &scope, creator, params)
+                .await?
+                .map(SecretMeta::from),
+        )
     }
 
     /// Bindings the caller may see (own; admins: the tenant's), newest first.

@@ -310,3 +310,107 @@ pub async fn list_bindings(
         .collect();
     list::fetch(reader, backend, &BINDING_LIST, scope, &fixed, params).await
 }
+
+// ---- metadata list (no material) ----
+
+/// A secret's metadata columns: never the nonce, ciphertext or aad.
+pub const SECRET_META_COLUMNS: &str = "tenant_id, id, label, kind, alg, key_id, aad_meta, \
+    agent_id, material_version, created_by, created_at, updated_at, rotated_at";
+
+/// A secret without its material (lists).
+#[derive(Debug, Clone, FromRow)]
+pub struct SecretMetaRow {
+    pub tenant_id: TenantId,
+    pub id: SecretId,
+    pub label: String,
+    #[sqlx(try_from = "String")]
+    pub kind: SecretKind,
+    pub alg: String,
+    pub key_id: String,
+    /// A JSON object (text).
+    pub aad_meta: String,
+    pub agent_id: Option<AgentId>,
+    pub material_version: i64,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub rotated_at: Option<i64>,
+}
+
+/// A full row without its material.
+impl From<SecretRow> for SecretMetaRow {
+    fn from(r: SecretRow) -> Self {
+        SecretMetaRow {
+            tenant_id: r.tenant_id,
+            id: r.id,
+            label: r.label,
+            kind: r.kind,
+            alg: r.alg,
+            key_id: r.key_id,
+            aad_meta: r.aad_meta,
+            agent_id: r.agent_id,
+            material_version: r.material_version,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            rotated_at: r.rotated_at,
+        }
+    }
+}
+
+/// The secrets of a tenant (metadata only) as the list kit pages them.
+pub static SECRET_LIST: ListSpec = ListSpec {
+    table: "secrets",
+    select: SECRET_META_COLUMNS,
+    columns: &[
+        list::Column::new("created_at", "created_at", list::Kind::Timestamp)
+            .sortable()
+            .filterable(),
+        list::Column::new("updated_at", "updated_at", list::Kind::Timestamp)
+            .sortable()
+            .filterable(),
+        list::Column::new("rotated_at", "rotated_at", list::Kind::Timestamp)
+            .nullable()
+            .sortable()
+            .filterable(),
+        list::Column::new("id", "id", list::Kind::Text)
+            .sortable()
+            .filterable()
+            .searchable(),
+        list::Column::new("label", "label", list::Kind::Text)
+            .sortable()
+            .filterable()
+            .searchable(),
+        list::Column::new(
+            "kind",
+            "kind",
+            list::Kind::Enum(&["client", "server", "agent"]),
+        )
+        .sortable()
+        .filterable(),
+        list::Column::new("agent_id", "agent_id", list::Kind::Text)
+            .nullable()
+            .filterable(),
+        list::Column::new("material_version", "material_version", list::Kind::Integer)
+            .sortable()
+            .filterable(),
+    ],
+    default_sort: "created_at",
+    default_order: list::Order::Desc,
+    id_column: "id",
+};
+
+/// One page of secrets' metadata; `creator` limits to one user's secrets.
+pub async fn list(
+    reader: &Reader,
+    backend: Backend,
+    scope: &TenantScope,
+    creator: Option<&str>,
+    params: &ListParams,
+) -> StoreResult<Page<SecretMetaRow>> {
+    let fixed: Vec<Fixed> = creator
+        .map(|c| Fixed::eq("created_by", c))
+        .into_iter()
+        .collect();
+    list::fetch(reader, backend, &SECRET_LIST, scope, &fixed, params).await
+}
