@@ -16,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -332,9 +334,42 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         state.clone(),
         middleware::security_headers,
     ))
+    .layer(CompressionLayer::new().compress_when(compressible()))
     .layer(CatchPanicLayer::custom(middleware::panic_response))
     .layer(axum::middleware::from_fn(middleware::observe))
     .with_state(state)
+}
+
+/// gzip for text a browser asks it for (console pages, CSS, JS, JSON
+/// lists), when the client sends `Accept-Encoding: gzip`. Never for the
+/// event stream (`text/event-stream`: compression would hold events back in
+/// the encoder's buffer), nor for artifacts, ISOs and other binary bodies
+/// (already compressed or too large to be worth the CPU), nor for bodies
+/// under 32 bytes (tower-http's default predicate does the first and last).
+fn compressible() -> impl Predicate {
+    DefaultPredicate::new().and(
+        |_: axum::http::StatusCode,
+         _: axum::http::Version,
+         headers: &axum::http::HeaderMap,
+         _: &axum::http::Extensions| {
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            is_compressible_type(ct)
+        },
+    )
+}
+
+/// Text types worth compressing (`text/event-stream` is excluded before).
+fn is_compressible_type(content_type: &str) -> bool {
+    let ct = content_type.to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence != "text/event-stream"
+        && (essence.starts_with("text/")
+            || essence == "application/json"
+            || essence == "application/javascript"
+            || essence == "image/svg+xml")
 }
 
 /// No query parameter may carry NUL (U+0000): PostgreSQL can neither bind

@@ -165,6 +165,9 @@ async fn serve_with_self_signed_tls_admin_cli_and_graceful_shutdown() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // HTTP/2 by ALPN under TLS: many console tabs, each with its event
+    // stream, share one connection instead of exhausting HTTP/1.1's six
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     let der = resp
         .extensions()
         .get::<reqwest::tls::TlsInfo>()
