@@ -8,9 +8,12 @@
 //!
 //! [`Driver`] starts a WebDriver server process on a free loopback port and
 //! waits for `/status`; [`Session`] speaks the protocol (capabilities are
-//! the caller's, so one client serves both drivers); [`shot`] decides
+//! the caller's, so one client serves both drivers); [`chromium`] starts
+//! headless Chromium for the console's tests (control-server's browser
+//! ring and agent-core's end-to-end console flow); [`shot`] decides
 //! whether a screenshot shows a rendered page or a blank one.
 
+pub mod chromium;
 pub mod shot;
 
 use std::net::TcpListener;

@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod concurrent;
+mod console_flow;
 mod e2e_actions;
 mod fuzz_entry;
 mod http;

@@ -34,7 +34,7 @@ pub(crate) struct Server {
     pub(crate) data_dir: PathBuf,
     pub(crate) url: String,
     http: reqwest::Client,
-    admin_password: String,
+    pub(crate) admin_password: String,
     pub(crate) admin_token: Option<String>,
 }
 

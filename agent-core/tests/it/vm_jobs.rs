@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::common::run_tool;
 use crate::runtime::{paired_agent, sim, Server};
 
-async fn setup(server: &mut Server) -> String {
+pub(crate) async fn setup(server: &mut Server) -> String {
     server.login().await;
     let (st, b) = server
         .call(
@@ -173,7 +173,7 @@ async fn read_iso(
 }
 
 /// Walks the job: every item that reaches `installing` gets its guest.
-async fn drive_guests(
+pub(crate) async fn drive_guests(
     server: &Server,
     sim_dir: &std::path::Path,
     id: &str,
@@ -205,7 +205,7 @@ async fn drive_guests(
     }
 }
 
-async fn events(server: &Server, id: &str) -> Vec<Value> {
+pub(crate) async fn events(server: &Server, id: &str) -> Vec<Value> {
     let (st, b) = server
         .call(
             "GET",
@@ -217,7 +217,7 @@ async fn events(server: &Server, id: &str) -> Vec<Value> {
     b["data"].as_array().unwrap().clone()
 }
 
-const ORDER: [&str; 10] = [
+pub(crate) const ORDER: [&str; 10] = [
     "cloning",
     "clone_wait",
     "configuring",
@@ -231,7 +231,7 @@ const ORDER: [&str; 10] = [
 ];
 
 /// The steps each item went through, from the timeline.
-fn steps_of(events: &[Value]) -> BTreeMap<i64, Vec<String>> {
+pub(crate) fn steps_of(events: &[Value]) -> BTreeMap<i64, Vec<String>> {
     let mut out: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for e in events
         .iter()

@@ -15,8 +15,12 @@
 //! API's error envelope is shown next to the fields. Templates live in
 //! `control-server/templates/console/` (askama, checked at compile time).
 
+pub mod admin;
 pub mod assets;
+pub mod delivery;
 pub mod pages;
+pub mod profiles;
+pub mod records;
 pub mod session;
 pub mod views;
 
@@ -50,10 +54,15 @@ pub fn routes() -> Router<AppState> {
         .route("/console/commands", get(pages::commands))
         .route("/console/commands/{id}", get(pages::command))
         .route("/console/vm-jobs", get(pages::vm_jobs))
+        .route("/console/vm-jobs/new", get(pages::vm_job_new))
         .route("/console/vm-jobs/{id}", get(pages::vm_job))
         .route("/console/bots", get(pages::bots))
         .route("/console/bots/{id}", get(pages::bot))
         .route("/console/finance", get(pages::finance))
+        .merge(profiles::routes())
+        .merge(records::routes())
+        .merge(admin::routes())
+        .merge(delivery::routes())
         .route("/console/assets/{hash}/{*file}", get(assets::serve))
         .route("/console/{*rest}", get(pages::not_found))
 }
@@ -89,6 +98,13 @@ console_error_from!(
     crate::domains::vm_jobs::VmJobError,
     crate::domains::bots::BotError,
     crate::domains::finance::FinanceError,
+    crate::domains::unattend::UnattendError,
+    crate::domains::provisioning::ProvisioningError,
+    crate::domains::settings::SettingsError,
+    crate::domains::licensing::LicensingError,
+    crate::domains::artifacts::ArtifactsError,
+    crate::domains::secrets::SecretError,
+    crate::domains::vms::VmError,
 );
 
 impl IntoResponse for ConsoleError {

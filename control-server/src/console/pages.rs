@@ -9,7 +9,8 @@ use axum::response::{Html, IntoResponse, Response};
 use super::views::{
     AgentPage, AgentRow, AgentsPage, BotPage, BotRow, BotsPage, Chart, Choice, CommandPage,
     CommandRow, CommandsPage, Count, DashboardPage, FinancePage, ItemRow, JobRow, LogRow,
-    NotFoundPage, OperationRow, OutputLine, Pager, Prop, VmJobPage, VmJobsPage, BAN_MECHANISMS,
+    NotFoundPage, OperationRow, OutputLine, Pager, Prop, VmJobNewPage, VmJobPage, VmJobsPage,
+    BAN_MECHANISMS,
 };
 use super::{render, ConsoleError, ConsoleUser};
 use crate::auth::Role;
@@ -20,16 +21,19 @@ use crate::domains::agents::store::AGENT_LIST;
 use crate::domains::agents::Caller;
 use crate::domains::bots::store::{BotStatus, BOT_LIST, LOG_LIST, PROJECT_NAMES, STATUS_NAMES};
 use crate::domains::commands::service::command_view;
+use crate::domains::commands::service::{PROXMOX_ACTIONS, SSH_ACTIONS};
 use crate::domains::commands::store::COMMAND_LIST;
 use crate::domains::finance::service::day_key;
 use crate::domains::finance::store::OPERATION_LIST;
+use crate::domains::provisioning::store::PLAYBOOK_LIST;
+use crate::domains::unattend::store::PROFILE_LIST;
 use crate::domains::vm_jobs::store::JOB_LIST;
 use crate::state::AppState;
 
-type PageResult = Result<Html<String>, ConsoleError>;
+pub(super) type PageResult = Result<Html<String>, ConsoleError>;
 
 /// The query's value of `key` ("" when absent).
-fn param(raw: &str, key: &str) -> String {
+pub(super) fn param(raw: &str, key: &str) -> String {
     form_urlencoded::parse(raw.as_bytes())
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
@@ -37,7 +41,7 @@ fn param(raw: &str, key: &str) -> String {
 }
 
 /// The same query with `key` set to `value` (pagination links).
-fn with_param(raw: &str, key: &str, value: &str) -> String {
+pub(super) fn with_param(raw: &str, key: &str, value: &str) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (k, v) in form_urlencoded::parse(raw.as_bytes()).filter(|(k, _)| k != key) {
         out.append_pair(&k, &v);
@@ -47,12 +51,12 @@ fn with_param(raw: &str, key: &str, value: &str) -> String {
 }
 
 /// Are any of these filters set?
-fn any_of(raw: &str, keys: &[&str]) -> bool {
+pub(super) fn any_of(raw: &str, keys: &[&str]) -> bool {
     keys.iter().any(|k| !param(raw, k).is_empty())
 }
 
 /// Parse a view's query with the list kit (empty values mean "any").
-fn list_params(spec: &'static ListSpec, raw: &str) -> Result<ListParams, ConsoleError> {
+pub(super) fn list_params(spec: &'static ListSpec, raw: &str) -> Result<ListParams, ConsoleError> {
     let mut kept = form_urlencoded::Serializer::new(String::new());
     for (k, v) in form_urlencoded::parse(raw.as_bytes()).filter(|(_, v)| !v.is_empty()) {
         kept.append_pair(&k, &v);
@@ -60,7 +64,7 @@ fn list_params(spec: &'static ListSpec, raw: &str) -> Result<ListParams, Console
     Ok(spec.parse(&kept.finish(), &[])?.0)
 }
 
-fn url(path: &str, raw: &str) -> String {
+pub(super) fn url(path: &str, raw: &str) -> String {
     if raw.is_empty() {
         path.to_string()
     } else {
@@ -69,7 +73,7 @@ fn url(path: &str, raw: &str) -> String {
 }
 
 /// `GET /console`: agents by connection state, running VM jobs, recent
-/// failed commands.
+/// failed commands, license expiry alerts (admins).
 pub async fn dashboard(State(state): State<AppState>, user: ConsoleUser) -> PageResult {
     let me = &user.identity;
     // Connection states as `agents::service::connection_state` computes
@@ -135,7 +139,9 @@ pub async fn dashboard(State(state): State<AppState>, user: ConsoleUser) -> Page
         .commands
         .list(&Caller::User(me.clone()), &failed_q)
         .await?;
+    let alerts = super::delivery::license_alerts(&state, me).await?;
     render(&DashboardPage {
+        alerts,
         layout: user.layout("dashboard", "Dashboard"),
         agents,
         agents_total: active + pending + revoked,
@@ -251,6 +257,99 @@ pub async fn commands(
         statuses: Choice::list(&statuses, &param(&raw, "status"), "Any status"),
         filtered: any_of(&raw, &["q", "status", "agent_id"]),
         url: url("/console/commands", &raw),
+        can_dispatch: user.identity.has(Role::Operator),
+        agents: if user.identity.has(Role::Operator) {
+            active_agents(&state, &user).await?
+        } else {
+            Vec::new()
+        },
+        actions: PROXMOX_ACTIONS
+            .iter()
+            .map(|a| format!("proxmox.{a}"))
+            .chain(SSH_ACTIONS.iter().map(|a| format!("ssh.{a}")))
+            .map(|t| Choice {
+                selected: t == "proxmox.status",
+                label: t.clone(),
+                value: t,
+            })
+            .collect(),
+    })
+}
+
+/// How many agents, profiles and playbooks a form's picker offers.
+const PICKER_ROWS: u32 = 200;
+
+/// The caller's active agents by name: the pickers of the dispatch form
+/// and the VM-job wizard (the API refuses agents the caller may not use).
+async fn active_agents(state: &AppState, user: &ConsoleUser) -> Result<Vec<Choice>, ConsoleError> {
+    let q = list_params(
+        &AGENT_LIST,
+        &format!("status=active&sort=name&order=asc&limit={PICKER_ROWS}"),
+    )?;
+    let page = state.agents.list(&user.identity, &q).await?;
+    let me = user.identity.user_id.as_str();
+    Ok(page
+        .items
+        .iter()
+        .filter(|a| user.identity.has(Role::Admin) || a.owner_user_id.as_deref() == Some(me))
+        .map(|a| Choice {
+            value: a.id.clone(),
+            label: format!(
+                "{} ({})",
+                a.name,
+                a.machine_name.as_deref().unwrap_or("not registered")
+            ),
+            selected: false,
+        })
+        .collect())
+}
+
+/// `GET /console/vm-jobs/new`: the create form, in the order of the
+/// job's steps; it posts to `POST /api/v1/vm-jobs`, whose validation
+/// errors land on the fields.
+pub async fn vm_job_new(State(state): State<AppState>, user: ConsoleUser) -> PageResult {
+    let me = &user.identity;
+    me.require(Role::Operator)?;
+    let profiles_q = list_params(
+        &PROFILE_LIST,
+        &format!("sort=name&order=asc&limit={PICKER_ROWS}"),
+    )?;
+    let mut profiles = state.unattend.list(me, &profiles_q).await?.items;
+    // the caller's default profile first: it is the one selected
+    profiles.sort_by_key(|p| !(p.is_default && p.owner_user_id == me.user_id.as_str()));
+    let playbooks_q = list_params(
+        &PLAYBOOK_LIST,
+        &format!("sort=name&order=asc&limit={PICKER_ROWS}"),
+    )?;
+    let playbooks = state.provisioning.list_playbooks(me, &playbooks_q).await?;
+    render(&VmJobNewPage {
+        agents: active_agents(&state, &user).await?,
+        profiles: profiles
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Choice {
+                value: p.id.to_string(),
+                label: if p.is_default {
+                    format!("{} (default)", p.name)
+                } else {
+                    p.name.clone()
+                },
+                selected: i == 0,
+            })
+            .collect(),
+        playbooks: std::iter::once(Choice {
+            value: String::new(),
+            label: "No playbook".into(),
+            selected: true,
+        })
+        .chain(playbooks.items.iter().map(|p| Choice {
+            value: p.id.to_string(),
+            label: p.name.clone(),
+            selected: false,
+        }))
+        .collect(),
+        idempotency_key: uuid::Uuid::new_v4().to_string(),
+        layout: user.layout("vm-jobs", "New VM job"),
     })
 }
 
@@ -298,6 +397,7 @@ pub async fn vm_jobs(
     let params = list_params(&JOB_LIST, &raw)?;
     let page = state.vm_jobs.list(&user.identity, &params).await?;
     render(&VmJobsPage {
+        can_create: user.identity.has(Role::Operator),
         layout: user.layout("vm-jobs", "VM jobs"),
         rows: page.items.iter().map(JobRow::new).collect(),
         pager: Pager::new(&page, |p| {
@@ -385,7 +485,7 @@ pub async fn bots(
 }
 
 /// Options of a form's `<select>` without an "any" entry.
-fn options(values: impl IntoIterator<Item = &'static str>) -> Vec<Choice> {
+pub(super) fn options(values: impl IntoIterator<Item = &'static str>) -> Vec<Choice> {
     values
         .into_iter()
         .map(|v| Choice {

@@ -177,6 +177,8 @@ pub struct DashboardPage {
     pub agents_total: i64,
     pub jobs: Vec<JobRow>,
     pub failed: Vec<CommandRow>,
+    /// License expiry alerts (admins; empty for other roles).
+    pub alerts: Vec<super::delivery::LicenseAlert>,
 }
 
 #[derive(Template)]
@@ -309,6 +311,12 @@ pub struct CommandsPage {
     pub statuses: Vec<Choice>,
     pub filtered: bool,
     pub url: String,
+    /// Operator or higher: the dispatch form is shown.
+    pub can_dispatch: bool,
+    /// The caller's active agents (the dispatch form's picker).
+    pub agents: Vec<Choice>,
+    /// `proxmox.<action>` and `ssh.<action>`: the server's action lists.
+    pub actions: Vec<Choice>,
 }
 
 pub struct OutputLine {
@@ -387,8 +395,23 @@ impl JobRow {
 }
 
 #[derive(Template)]
+#[template(path = "console/vm_job_new.html")]
+pub struct VmJobNewPage {
+    pub layout: Layout,
+    /// The caller's active agents.
+    pub agents: Vec<Choice>,
+    /// Unattend profiles (the caller's default first, selected).
+    pub profiles: Vec<Choice>,
+    pub playbooks: Vec<Choice>,
+    /// Sent with the form: submitting the same rendered form twice (a
+    /// double click, a retry after a lost answer) returns the same job.
+    pub idempotency_key: String,
+}
+
+#[derive(Template)]
 #[template(path = "console/vm_jobs.html")]
 pub struct VmJobsPage {
+    pub can_create: bool,
     pub layout: Layout,
     pub rows: Vec<JobRow>,
     pub pager: Pager,

@@ -1,10 +1,11 @@
 //! The web console in a real browser (issue #14, the browser ring): headless
 //! Chromium driven over W3C WebDriver (`chromedriver`, through the shared
 //! dev crate `botmox-webdriver`) against a real server (in process, real
-//! HTTP, SQLite).
+//! HTTP, SQLite; one test on PostgreSQL). The flow with the real agent and
+//! pve-sim is agent-core's `console_flow` test.
 //!
-//! * `pages_at_1280x800`, `pages_at_1024x700`: sign in through the form,
-//!   then every console page: a non-blank screenshot, axe-core with no
+//! * `pages_at_1280x800` (SQLite), `pages_at_1024x700_on_postgres`: sign in
+//!   through the form, then every console page: a non-blank screenshot, axe-core with no
 //!   serious or critical violation, a visible keyboard focus on the first
 //!   Tab stops, no error in the browser's console (CSP violations land
 //!   there), no sideways scrolling.
@@ -42,7 +43,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use botmox_protocol::PairingBundle;
-use botmox_webdriver::{keys, on_path, shot, Driver, Session};
+use botmox_webdriver::chromium::{self, Chromium, Tools};
+use botmox_webdriver::{keys, shot, Session};
 use futures_util::FutureExt;
 use serde_json::json;
 
@@ -50,81 +52,56 @@ use crate::bus::{dispatch, pair_agent};
 use crate::common::{Backend, TestServer};
 
 /// Where `scripts/setup-test-env.sh` puts axe-core (npm `axe-core`, pinned there).
-const AXE_DEFAULT: &str = "/var/tmp/botmox-tools/axe-core/node_modules/axe-core/axe.min.js";
 const T_PAGE: Duration = Duration::from_secs(15);
 const T_LIVE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- set-up
 
-struct Tools {
-    chromium: String,
-    axe: String,
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// The browser tools, or None (after saying why) when the test must skip.
-/// Under `CI=true` a missing tool fails the test instead.
-fn preflight(test: &str) -> Option<Tools> {
-    let chromium = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .map(str::to_string)
-        .or_else(|| on_path("chromium").then(|| "chromium".to_string()));
-    let axe = std::env::var("BOTMOX_AXE_JS").unwrap_or_else(|_| AXE_DEFAULT.to_string());
-    let mut missing = Vec::new();
-    if chromium.is_none() {
-        missing.push("chromium".to_string());
-    }
-    if !on_path("chromedriver") {
-        missing.push("chromedriver".to_string());
-    }
-    let axe_src = std::fs::read_to_string(&axe).ok();
-    if axe_src.is_none() {
-        missing.push(format!("axe-core ({axe})"));
-    }
-    if missing.is_empty() {
-        return Some(Tools {
-            chromium: chromium.unwrap(),
-            axe: axe_src.unwrap(),
-        });
-    }
-    let msg = format!(
-        "{test}: missing {} — run `sudo bash scripts/setup-test-env.sh`",
-        missing.join(", ")
-    );
-    if ci() {
-        panic!("{msg} (CI=true: the browser test must not be skipped)");
-    }
-    eprintln!("SKIPPED {msg} (set CI=true to make this a failure)");
-    None
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
 fn artifacts_dir(width: u32, height: u32) -> PathBuf {
-    let base = match std::env::var_os("BOTMOX_CONSOLE_ARTIFACTS") {
-        Some(d) => PathBuf::from(d),
-        // the test binary is <target>/<profile>/deps/it-<hash>
-        None => std::env::current_exe()
-            .ok()
-            .and_then(|p| Some(p.parent()?.parent()?.join("console-artifacts")))
-            .unwrap_or_else(|| std::env::temp_dir().join("botmox-console-artifacts")),
-    };
-    let dir = base.join(format!("{width}x{height}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    chromium::artifacts_dir(&format!("{width}x{height}"))
+}
+
+/// docs/user-guide.md, which shows some of the screenshots.
+fn user_guide() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/user-guide.md"))
+        .unwrap()
+}
+
+/// Does the user guide show `<name>.png`? (Only those go to docs/.)
+fn in_user_guide(name: &str) -> bool {
+    user_guide().contains(&format!("(img/console/{name}.png)"))
+}
+
+/// Every picture the user guide shows is in docs/img/console/, and every
+/// picture there is shown (screenshots nobody reads are not kept in git).
+#[test]
+fn the_guides_pictures_exist_and_are_all_shown() {
+    let guide = user_guide();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/img/console");
+    let shown: std::collections::BTreeSet<String> = guide
+        .match_indices("(img/console/")
+        .map(|(i, m)| {
+            let rest = &guide[i + m.len()..];
+            rest[..rest.find(')').unwrap()].to_string()
+        })
+        .collect();
+    assert!(shown.len() > 20, "{shown:?}");
+    let present: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let missing: Vec<_> = shown.difference(&present).collect();
+    let unused: Vec<_> = present.difference(&shown).collect();
+    assert!(
+        missing.is_empty(),
+        "shown but not in {}: {missing:?}",
+        dir.display()
+    );
+    assert!(
+        unused.is_empty(),
+        "in {} but not shown: {unused:?}",
+        dir.display()
+    );
 }
 
 fn doc_images() -> Option<PathBuf> {
@@ -143,53 +120,23 @@ struct Browser {
     docs: Option<PathBuf>,
     width: u32,
     height: u32,
-    _profile: tempfile::TempDir,
-    _driver: Driver,
+    _chromium: Chromium,
 }
 
 impl Browser {
     async fn start(tools: Tools, server: TestServer, width: u32, height: u32) -> Browser {
         let art = artifacts_dir(width, height);
-        let profile = tempfile::tempdir().unwrap();
-        let driver = Driver::start("chromedriver", &[], &[], &art.join("chromedriver.log")).await;
-        let mut args = vec![
-            "--headless=new".to_string(),
-            "--disable-gpu".into(),
-            "--disable-dev-shm-usage".into(),
-            "--no-first-run".into(),
-            "--no-default-browser-check".into(),
-            "--disable-extensions".into(),
-            "--force-device-scale-factor=1".into(),
-            "--lang=en-US".into(),
-            format!("--window-size={width},{height}"),
-            format!("--user-data-dir={}", profile.path().display()),
-        ];
-        if is_root() {
-            // Chromium refuses to run its sandbox as root
-            args.push("--no-sandbox".into());
-        }
-        let s = Session::new(
-            &driver.url,
-            json!({
-                "browserName": "chrome",
-                "goog:chromeOptions": { "binary": tools.chromium, "args": args },
-                "goog:loggingPrefs": { "browser": "ALL" },
-                "timeouts": { "script": 60_000, "pageLoad": 30_000, "implicit": 0 },
-            }),
-        )
-        .await;
+        let chromium = Chromium::start(&tools, width, height, &art).await;
         let b = Browser {
-            s,
+            s: chromium.session.clone(),
             server,
             axe: tools.axe,
             art,
             docs: (width, height).eq(&(1280, 800)).then(doc_images).flatten(),
             width,
             height,
-            _profile: profile,
-            _driver: driver,
+            _chromium: chromium,
         };
-        b.set_viewport().await;
         // the clipboard for the copy button; a permission is the current
         // origin's, so grant it on the server's page (refusals are fine:
         // the button selects the text instead, and the test checks that)
@@ -206,27 +153,6 @@ impl Browser {
         b
     }
 
-    /// Sizes the window so that the viewport is exactly width×height.
-    async fn set_viewport(&self) {
-        self.s.set_window_size(self.width, self.height).await;
-        let v = self
-            .s
-            .exec("return [window.innerWidth, window.innerHeight];", json!([]))
-            .await;
-        let (iw, ih) = (v[0].as_i64().unwrap(), v[1].as_i64().unwrap());
-        let (w, h) = (self.width as i64, self.height as i64);
-        if (iw, ih) != (w, h) {
-            self.s
-                .set_window_size((2 * w - iw) as u32, (2 * h - ih) as u32)
-                .await;
-        }
-        let v = self
-            .s
-            .exec("return [window.innerWidth, window.innerHeight];", json!([]))
-            .await;
-        assert_eq!(v, json!([w, h]), "viewport");
-    }
-
     fn url(&self, path: &str) -> String {
         self.server.url(path)
     }
@@ -239,6 +165,10 @@ impl Browser {
 
     /// Signs in through the console's form (redirected there from `/console`).
     async fn sign_in(&self, email: &str, password: &str) {
+        self.sign_in_as(email, password, "admin").await;
+    }
+
+    async fn sign_in_as(&self, email: &str, password: &str, role: &str) {
         self.s.goto(&self.url("/console")).await;
         self.s.wait_visible("#email", T_PAGE).await;
         assert!(
@@ -249,8 +179,8 @@ impl Browser {
         self.s.type_into("#password", password).await;
         self.s.click_css("form button[type=submit]").await;
         self.wait_text("h1", T_PAGE, |t| t == "Dashboard").await;
-        let role = self.s.text_of("[data-testid=role]").await;
-        assert_eq!(role, "admin");
+        let shown = self.s.text_of("[data-testid=role]").await;
+        assert_eq!(shown, role);
     }
 
     async fn wait_text(&self, css: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {
@@ -278,7 +208,7 @@ impl Browser {
         let p = self.art.join(format!("{name}.png"));
         std::fs::write(&p, &png).unwrap();
         shot::assert_not_blank(&p);
-        if let Some(docs) = &self.docs {
+        if let Some(docs) = self.docs.as_ref().filter(|_| in_user_guide(name)) {
             std::fs::create_dir_all(docs).unwrap();
             std::fs::write(docs.join(format!("{name}.png")), &png).unwrap();
         }
@@ -475,8 +405,12 @@ impl Browser {
 /// seed the server before starting the browser, so that a failed seed
 /// leaves no browser behind (the browser is closed by `Browser::run`).
 async fn server_for(test: &str) -> Option<(Tools, TestServer)> {
-    let tools = preflight(test)?;
-    Some((tools, TestServer::start(Backend::Sqlite).await))
+    server_on(test, Backend::Sqlite).await
+}
+
+async fn server_on(test: &str, backend: Backend) -> Option<(Tools, TestServer)> {
+    let tools = chromium::preflight(test, true)?;
+    Some((tools, TestServer::start(backend).await))
 }
 
 // ---------------------------------------------------------------- seeds
@@ -485,10 +419,16 @@ struct Seed {
     agent: String,
     command: String,
     job: String,
+    profile: String,
+    playbook: String,
+    tenant_license: String,
+    release: String,
 }
 
 /// An online agent with a queued command, a running 2-VM job, two bots (one
-/// banned), finance operations over a few days.
+/// banned), finance operations over a few days, a record of every resource
+/// and workspace kind, a playbook, a tenant license about to expire, a
+/// release, a bound secret, a registered VM, an operator, an API token.
 async fn seed(s: &TestServer) -> Seed {
     let admin = s.admin_token().await;
     let (agent, agent_token) = pair_agent(s, &admin).await;
@@ -539,6 +479,7 @@ async fn seed(s: &TestServer) -> Seed {
     let job = job.body["data"]["id"].as_str().unwrap().to_string();
 
     seed_bots(s, &admin).await;
+    seed_records(s, &admin).await;
     for (ago, kind, category, amount) in [
         (1, "income", "sales", 120.0),
         (1, "expense", "proxies", 30.0),
@@ -547,10 +488,116 @@ async fn seed(s: &TestServer) -> Seed {
     ] {
         add_operation(s, &admin, ago, kind, category, amount).await;
     }
+    let post = |path: &'static str, body: serde_json::Value| {
+        let admin = admin.clone();
+        async move {
+            let r = s.post(path, Some(&admin), body).await;
+            assert!(r.status == 201 || r.status == 200, "{path}: {}", r.body);
+            r.body["data"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    let playbook = post(
+        "/api/v1/playbooks",
+        json!({"name": "Farm setup", "content": "name: farm\nroles:\n  - role: base-system\n"}),
+    )
+    .await;
+    let licence_soon = chrono::Utc::now().timestamp_millis() + 5 * 86_400_000;
+    let tenant_license = post(
+        "/api/v1/tenant-licenses",
+        json!({"type": "subscription", "expires_at_ms": licence_soon}),
+    )
+    .await;
+    let release = post(
+        "/api/v1/artifacts/releases",
+        json!({"module": "wow.farm", "platform": "Windows", "version": "1.2.3",
+               "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+               "size_bytes": 1536}),
+    )
+    .await;
+    post(
+        "/api/v1/secrets",
+        json!({"id": "db-pass", "label": "Farm database", "value": "browser-secret-value"}),
+    )
+    .await;
+    post(
+        "/api/v1/secrets/bindings",
+        json!({"scope_type": "bot", "scope_id": "bot-a", "secret_ref": "db-pass",
+               "field_name": "db_password"}),
+    )
+    .await;
+    post(
+        "/api/v1/vm/register",
+        json!({"vm_uuid": "vm-0001-aaaa", "vm_name": "farm-01", "project_id": "wow_tbc",
+               "metadata": {"node": "pve1"}}),
+    )
+    .await;
+    post(
+        "/api/v1/users",
+        json!({"email": "op@browser.test", "password": "operator-pass-1", "role": "operator"}),
+    )
+    .await;
+    post(
+        "/api/v1/auth/api-tokens",
+        json!({"name": "ci", "ttl_days": 30}),
+    )
+    .await;
     Seed {
         agent,
         command,
         job,
+        profile: profile.body["data"]["id"].as_str().unwrap().to_string(),
+        playbook,
+        tenant_license,
+        release,
+    }
+}
+
+/// Resources and workspace records of every kind (today's calendar event).
+async fn seed_records(s: &TestServer, admin: &str) {
+    for (path, body) in [
+        (
+            "/api/v1/resources/licenses",
+            json!({"id": "lic-1", "key": "KEY-ALPHA", "type": "yearly",
+            "status": "active", "expires_at": "2027-01-31T00:00:00Z", "bot_ids": ["bot-a"]}),
+        ),
+        (
+            "/api/v1/resources/proxies",
+            json!({"id": "px-1", "ip": "10.1.2.3", "port": 8080,
+            "login": "user1", "password": "proxy-secret", "type": "socks5", "status": "active",
+            "country": "Germany"}),
+        ),
+        (
+            "/api/v1/resources/subscriptions",
+            json!({"id": "sub-1", "type": "vpn",
+            "account_email": "alpha@sub.test", "expires_at": "2099-01-01T00:00:00Z",
+            "auto_renew": true, "project_id": "wow_tbc"}),
+        ),
+        (
+            "/api/v1/workspace/notes",
+            json!({"id": "note-1", "title": "Farm plan",
+            "content": "Route through Nagrand", "tags": ["farm"], "is_pinned": true}),
+        ),
+        (
+            "/api/v1/workspace/calendar",
+            json!({"id": "ev-1", "title": "Raid night",
+            "date": day(0), "description": "Bring flasks"}),
+        ),
+        (
+            "/api/v1/workspace/kanban",
+            json!({"id": "k-1", "title": "Write docs", "status": "todo",
+            "order": 1}),
+        ),
+        (
+            "/api/v1/workspace/kanban",
+            json!({"id": "k-2", "title": "Fix the bug",
+            "status": "in_progress", "order": 1}),
+        ),
+    ] {
+        let r = s.post(path, Some(admin), body).await;
+        assert_eq!(r.status, 201, "{path}: {}", r.body);
     }
 }
 
@@ -602,8 +649,8 @@ async fn add_operation(
 // ---------------------------------------------------------------- tests
 
 /// Every page of the console at one viewport size.
-async fn every_page(test: &str, width: u32, height: u32) {
-    let Some((tools, server)) = server_for(test).await else {
+async fn every_page(test: &str, backend: Backend, width: u32, height: u32) {
+    let Some((tools, server)) = server_on(test, backend).await else {
         return;
     };
     let seed = seed(&server).await;
@@ -631,6 +678,74 @@ async fn every_page(test: &str, width: u32, height: u32) {
                 ("bot", "/console/bots/bot-a".to_string()),
                 ("bot-banned", "/console/bots/bot-b".to_string()),
                 ("finance", "/console/finance".to_string()),
+                ("vm-job-new", "/console/vm-jobs/new".to_string()),
+                ("profiles", "/console/unattend-profiles".to_string()),
+                (
+                    "profile",
+                    format!("/console/unattend-profiles/{}", seed.profile),
+                ),
+                ("profile-new", "/console/unattend-profiles/new".to_string()),
+                ("playbooks", "/console/playbooks".to_string()),
+                ("playbook", format!("/console/playbooks/{}", seed.playbook)),
+                (
+                    "resources-licenses",
+                    "/console/resources/licenses".to_string(),
+                ),
+                (
+                    "resource-license",
+                    "/console/resources/licenses/lic-1".to_string(),
+                ),
+                (
+                    "resources-proxies",
+                    "/console/resources/proxies".to_string(),
+                ),
+                (
+                    "resource-proxy",
+                    "/console/resources/proxies/px-1".to_string(),
+                ),
+                (
+                    "resources-subscriptions",
+                    "/console/resources/subscriptions".to_string(),
+                ),
+                ("workspace-notes", "/console/workspace/notes".to_string()),
+                (
+                    "workspace-note",
+                    "/console/workspace/notes/note-1".to_string(),
+                ),
+                (
+                    "workspace-calendar",
+                    "/console/workspace/calendar".to_string(),
+                ),
+                ("workspace-kanban", "/console/workspace/kanban".to_string()),
+                (
+                    "workspace-task",
+                    "/console/workspace/kanban/k-1".to_string(),
+                ),
+                ("licenses", "/console/licenses".to_string()),
+                (
+                    "license",
+                    format!("/console/licenses/{}", seed.tenant_license),
+                ),
+                ("license-audit", "/console/licenses/audit".to_string()),
+                ("artifacts", "/console/artifacts".to_string()),
+                (
+                    "release",
+                    format!("/console/artifacts/releases/{}", seed.release),
+                ),
+                (
+                    "artifact-assignments",
+                    "/console/artifacts/assignments".to_string(),
+                ),
+                ("artifact-audit", "/console/artifacts/audit".to_string()),
+                ("secrets", "/console/secrets".to_string()),
+                ("secret", "/console/secrets/db-pass".to_string()),
+                ("secret-bindings", "/console/secrets/bindings".to_string()),
+                ("vms", "/console/vms".to_string()),
+                ("vm", "/console/vms/vm-0001-aaaa".to_string()),
+                ("users", "/console/users".to_string()),
+                ("api-tokens", "/console/api-tokens".to_string()),
+                ("tenants", "/console/tenants".to_string()),
+                ("settings", "/console/settings".to_string()),
             ];
             for (name, path) in &pages {
                 b.open(path).await;
@@ -655,6 +770,63 @@ async fn every_page(test: &str, width: u32, height: u32) {
             b.s.click_css("button[data-dialog='#operation']").await;
             b.s.wait_visible("#operation form", T_PAGE).await;
             b.check_dialog("finance-add").await;
+
+            // the dispatch form, the profile editor's other tabs, the
+            // record forms, a new API token shown once
+            b.open("/console/commands").await;
+            b.s.click_css("#dispatch-open").await;
+            b.s.wait_visible("#dispatch-form", T_PAGE).await;
+            b.check_dialog("command-dispatch").await;
+            b.open(&format!("/console/unattend-profiles/{}", seed.profile))
+                .await;
+            for tab in [
+                "computer",
+                "locale",
+                "software",
+                "capabilities",
+                "settings",
+                "visual",
+                "icons",
+                "script",
+            ] {
+                b.s.click_css(&format!("#tab-{tab}")).await;
+                b.s.wait_visible(&format!("#panel-{tab}"), T_PAGE).await;
+                b.check_page(&format!("profile-tab-{tab}")).await;
+            }
+            b.s.click_css("button[data-preview]").await;
+            b.wait_text("#preview-xml", T_PAGE, |t| {
+                t.contains("urn:schemas-microsoft-com:unattend")
+            })
+            .await;
+            b.check_page("profile-preview").await;
+            b.open("/console/api-tokens").await;
+            b.s.click_css("button[data-dialog='#new-token-dialog']")
+                .await;
+            b.s.wait_visible("#new-token-dialog form", T_PAGE).await;
+            b.check_dialog("api-token-create").await;
+            b.s.click_css("button[data-dialog='#new-token-dialog']")
+                .await;
+            b.s.type_into("#new-token-dialog input[name=name]", "deploy")
+                .await;
+            b.s.click_css("#new-token-dialog button[type=submit]").await;
+            b.s.wait_visible("#new-token-panel", T_PAGE).await;
+            let token =
+                b.s.exec(
+                    "return document.getElementById('new-token').value;",
+                    json!([]),
+                )
+                .await;
+            let token = token.as_str().unwrap().to_string();
+            assert!(token.len() > 20, "the new token is shown: {token:?}");
+            // it works once copied, and is on no page after a reload
+            let who = b.server.get("/api/v1/auth/whoami", Some(&token)).await;
+            assert_eq!(who.status, 200, "{}", who.body);
+            b.check_page("api-token-created").await;
+            b.open("/console/api-tokens").await;
+            assert!(
+                !b.s.source().await.contains(&token),
+                "the token is on the page again"
+            );
         }
         .boxed()
     })
@@ -716,12 +888,108 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_at_1280x800() {
-    every_page("pages_at_1280x800", 1280, 800).await;
+    every_page("pages_at_1280x800", Backend::Sqlite, 1280, 800).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_at_1024x700() {
-    every_page("pages_at_1024x700", 1024, 700).await;
+async fn pages_at_1024x700_on_postgres() {
+    every_page(
+        "pages_at_1024x700_on_postgres",
+        Backend::Postgres,
+        1024,
+        700,
+    )
+    .await;
+}
+
+/// A viewer signed in through the form: every page renders (axe, focus,
+/// console) with no control that would change something: no form posting
+/// to the API but sign-out, no dialog opener, no enabled field outside the
+/// list filters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_every_page_without_mutating_controls() {
+    let test = "a_viewer_sees_every_page_without_mutating_controls";
+    let Some((tools, server)) = server_for(test).await else {
+        return;
+    };
+    seed(&server).await;
+    let admin = server.admin_token().await;
+    let r = server
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "viewer@browser.test", "password": "viewer-pass-1", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let b = Browser::start(tools, server, 1280, 800).await;
+    b.run(test, move |b| {
+        async move {
+            b.sign_in_as("viewer@browser.test", "viewer-pass-1", "viewer").await;
+            let pages = [
+                "/console".to_string(),
+                "/console/agents".to_string(),
+                "/console/commands".to_string(),
+                "/console/vm-jobs".to_string(),
+                "/console/unattend-profiles".to_string(),
+                "/console/playbooks".to_string(),
+                "/console/bots".to_string(),
+                "/console/bots/bot-a".to_string(),
+                "/console/finance".to_string(),
+                "/console/resources/proxies".to_string(),
+                "/console/resources/proxies/px-1".to_string(),
+                "/console/workspace/kanban".to_string(),
+                "/console/workspace/calendar".to_string(),
+                "/console/secrets".to_string(),
+                "/console/vms".to_string(),
+                "/console/api-tokens".to_string(),
+                "/console/settings".to_string(),
+            ];
+            for path in &pages {
+                b.open(path).await;
+                let found = b
+                    .s
+                    .exec(
+                        "const forms = [...document.querySelectorAll('form[data-api]')]
+                           .map(f => f.getAttribute('data-api'))
+                           .filter(a => a !== '/console/logout');
+                         const openers = [...document.querySelectorAll('[data-dialog]')].length;
+                         const fields = [...document.querySelectorAll('main input, main select, main textarea')]
+                           .filter(el => !el.disabled && !el.closest('form.filters')
+                                      && !el.closest('form[method=get]') && el.type !== 'hidden')
+                           .map(el => el.name || el.id);
+                         return {forms, openers, fields};",
+                        json!([]),
+                    )
+                    .await;
+                assert_eq!(
+                    found,
+                    json!({"forms": [], "openers": 0, "fields": []}),
+                    "{path}: a viewer has controls that change something"
+                );
+                let name = format!(
+                    "viewer{}",
+                    path.trim_start_matches("/console").replace('/', "-")
+                );
+                b.check_page(&name).await;
+            }
+            // what is not theirs stays out of reach: admins' pages are not
+            // offered, and answer the API's refusal
+            let nav = b.s.exec(
+                "return [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'));",
+                json!([]),
+            )
+            .await;
+            for admin_only in ["/console/users", "/console/licenses", "/console/artifacts", "/console/tenants"] {
+                assert!(!nav.as_array().unwrap().iter().any(|h| h == admin_only), "{admin_only} in {nav}");
+            }
+            b.open("/console/users").await;
+            let body = b.s.body_text().await;
+            assert!(body.contains("Admins only"), "{body}");
+        }
+        .boxed()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

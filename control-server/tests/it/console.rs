@@ -24,7 +24,7 @@ backend_tests!(
 );
 
 /// A browser-like client: no redirects followed, cookies passed by hand.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -32,14 +32,14 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-struct Page {
-    status: u16,
-    headers: header::HeaderMap,
-    html: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: header::HeaderMap,
+    pub(crate) html: String,
 }
 
 impl Page {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -47,7 +47,7 @@ impl Page {
     }
 
     #[track_caller]
-    fn has(&self, needle: &str) -> &Self {
+    pub(crate) fn has(&self, needle: &str) -> &Self {
         assert!(
             self.html.contains(needle),
             "page lacks {needle:?}:\n{}",
@@ -57,7 +57,7 @@ impl Page {
     }
 
     #[track_caller]
-    fn lacks(&self, needle: &str) -> &Self {
+    pub(crate) fn lacks(&self, needle: &str) -> &Self {
         assert!(
             !self.html.contains(needle),
             "page has {needle:?}:\n{}",
@@ -67,13 +67,13 @@ impl Page {
     }
 
     /// The `content` of `<meta name="csrf-token">`.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let start = self.html.find(r#"name="csrf-token" content=""#).unwrap() + 27;
         self.html[start..start + 64].to_string()
     }
 
     /// `data-api` form targets other than sign-out: the page's mutating controls.
-    fn mutating_forms(&self) -> Vec<String> {
+    pub(crate) fn mutating_forms(&self) -> Vec<String> {
         self.html
             .match_indices("data-api=\"")
             .map(|(i, m)| {
@@ -86,7 +86,7 @@ impl Page {
 }
 
 /// Sign in through the console's form; returns the session cookie's value.
-async fn sign_in(s: &TestServer, email: &str, password: &str) -> String {
+pub(crate) async fn sign_in(s: &TestServer, email: &str, password: &str) -> String {
     let r = post_form(
         s,
         "/console/login",
@@ -114,7 +114,11 @@ async fn sign_in(s: &TestServer, email: &str, password: &str) -> String {
     value
 }
 
-async fn post_form(s: &TestServer, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn post_form(
+    s: &TestServer,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields)
         .finish();
@@ -127,7 +131,7 @@ async fn post_form(s: &TestServer, path: &str, fields: &[(&str, &str)]) -> reqwe
         .unwrap()
 }
 
-async fn page(s: &TestServer, path: &str, cookie: Option<&str>) -> Page {
+pub(crate) async fn page(s: &TestServer, path: &str, cookie: Option<&str>) -> Page {
     let mut req = browser().get(s.url(path));
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, format!("theme=dark; bmx_session={c}"));
@@ -143,7 +147,7 @@ async fn page(s: &TestServer, path: &str, cookie: Option<&str>) -> Page {
 /// A console page that must render: 200, HTML, the strict CSP, no inline
 /// script or style.
 #[track_caller]
-fn assert_page(p: &Page, path: &str) {
+pub(crate) fn assert_page(p: &Page, path: &str) {
     assert_eq!(p.status, 200, "{path}: {}", p.html);
     assert!(
         p.header("content-type").starts_with("text/html"),
@@ -155,7 +159,7 @@ fn assert_page(p: &Page, path: &str) {
 }
 
 #[track_caller]
-fn assert_csp(p: &Page, path: &str) {
+pub(crate) fn assert_csp(p: &Page, path: &str) {
     let csp = p.header("content-security-policy");
     assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
     assert!(csp.contains("style-src 'self'"), "{path}: {csp}");
@@ -167,7 +171,7 @@ fn assert_csp(p: &Page, path: &str) {
 /// Nothing the CSP would block: every `<script>` has a `src`, no `style`
 /// attribute or element, no `on…=` handler, no `javascript:` URL.
 #[track_caller]
-fn assert_no_inline_code(html: &str, path: &str) {
+pub(crate) fn assert_no_inline_code(html: &str, path: &str) {
     for (i, _) in html.match_indices("<script") {
         let tag = &html[i..i + html[i..].find('>').unwrap()];
         assert!(tag.contains(" src=\""), "{path}: inline script {tag}");
@@ -235,6 +239,17 @@ async fn pages_render_for_each_role(b: Backend) {
         )
         .await;
     assert_eq!(lic.status, 201, "{}", lic.body);
+    // a subscription about to run out: an alert on the admin's dashboard
+    let in_3_days = chrono::Utc::now().timestamp_millis() + 3 * 86_400_000 - 60_000;
+    let soon = s
+        .post(
+            "/api/v1/tenant-licenses",
+            Some(&admin),
+            json!({"type": "subscription", "expires_at_ms": in_3_days}),
+        )
+        .await;
+    assert_eq!(soon.status, 201, "{}", soon.body);
+    let soon = soon.body["data"]["id"].as_str().unwrap().to_string();
     let profile = s
         .post(
             "/api/v1/unattend-profiles",
@@ -268,6 +283,9 @@ async fn pages_render_for_each_role(b: Backend) {
         .has(r#"<span class="n">0</span><span class="badge revoked">Revoked</span>"#)
         .has("Running VM jobs")
         .has("Recent failed commands")
+        .has(r#"data-testid="license-alerts""#)
+        .has(&format!(r#"href="/console/licenses/{soon}""#))
+        .has("expires in 3 days")
         .has(r#"<strong data-testid="role">admin</strong>"#)
         .has(r#"aria-current="page">Dashboard"#)
         .has("Sign out");
@@ -311,7 +329,65 @@ async fn pages_render_for_each_role(b: Backend) {
     assert_page(&p, "/console/commands");
     p.has("<h1>Commands</h1>")
         .has("proxmox.start")
-        .has(r#"<span class="badge queued">queued</span>"#);
+        .has(r#"<span class="badge queued">queued</span>"#)
+        // the dispatch form: the admin's active agent, the server's actions
+        .has(r#"data-api="/api/v1/vm-ops/commands""#)
+        .has(&format!(r#"<option value="{agent}">"#))
+        .has(r#"<option value="proxmox.status" selected>"#)
+        .has(r#"<option value="ssh.exec">"#)
+        .has(r#"name="payload" data-type="json""#);
+    // what the API refuses lands on a field of the form
+    let bad = s
+        .post(
+            "/api/v1/vm-ops/commands",
+            Some(&admin),
+            json!({"agent_id": agent, "command_type": "proxmox.start", "payload": "x",
+                   "expires_in_seconds": 1}),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_fields_on_page(&bad.body, &p.html);
+
+    // the VM-job wizard: every step's fields, the admin's agent and profile
+    let p = page(&s, "/console/vm-jobs/new", Some(&cookie)).await;
+    assert_page(&p, "/console/vm-jobs/new");
+    p.has("<h1>New VM job</h1>")
+        .has(r#"data-api="/api/v1/vm-jobs""#)
+        .has(&format!(r#"<option value="{agent}">"#))
+        .has("console-profile")
+        .has(r#"name="idempotency_key""#)
+        .has(r#"name="ip_plan.mode""#)
+        .has(r#"name="names" data-type="lines""#);
+    for legend in [
+        "1. Agent and node",
+        "2. Template",
+        "3. VMs",
+        "4. Profile and playbook",
+        "5. Addresses",
+        "6. Hardware",
+        "7. Run",
+    ] {
+        p.has(&format!("<legend>{legend}"));
+    }
+    // each render has its own idempotency key (one job per submitted form)
+    let again = page(&s, "/console/vm-jobs/new", Some(&cookie)).await;
+    assert_ne!(idempotency_key(&p.html), idempotency_key(&again.html));
+    // the API's field paths of a bad spec are controls of the wizard
+    let bad = s
+        .post(
+            "/api/v1/vm-jobs",
+            Some(&admin),
+            json!({"agent_id": agent, "node": "", "template_vmid": 5, "count": 0,
+                   "name_prefix": "-x", "vmid_range": {"first": 300, "last": 200},
+                   "ip_plan": {"mode": "pool", "cidr": "10.0.0.0/33", "gateway": "x",
+                               "dns": ["nope"], "first": "1", "last": "2"},
+                   "cores": 0, "memory": 1, "parallelism": 99,
+                   "net0": {"vlan": 5000}, "disk_resize": {"size": "lots"},
+                   "install_timeout_minutes": 0}),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_fields_on_page(&bad.body, &p.html);
     let p = page(&s, &format!("/console/commands/{command}"), Some(&cookie)).await;
     assert_page(&p, "command");
     p.has("proxmox.start")
@@ -325,6 +401,7 @@ async fn pages_render_for_each_role(b: Backend) {
     let p = page(&s, "/console/vm-jobs", Some(&cookie)).await;
     assert_page(&p, "/console/vm-jobs");
     p.has("<h1>VM jobs</h1>")
+        .has(r#"href="/console/vm-jobs/new""#)
         .has(&format!(r#"href="/console/vm-jobs/{job}""#))
         .has("pve-console");
     let p = page(&s, "/console/vm-jobs?status=completed", Some(&cookie)).await;
@@ -365,9 +442,17 @@ async fn pages_render_for_each_role(b: Backend) {
     assert_eq!(p.status, 404);
     p.has("AGENT_NOT_FOUND");
     let p = page(&s, "/console/commands", Some(&cookie)).await;
-    p.has("No commands yet.");
+    p.has("No commands yet.")
+        .has("Dispatch a command")
+        .has("No active agent of yours.");
     let p = page(&s, &format!("/console/vm-jobs/{job}"), Some(&cookie)).await;
     assert_eq!(p.status, 404);
+    // their only agent is still pending: nothing to run a job through
+    let p = page(&s, "/console/vm-jobs/new", Some(&cookie)).await;
+    assert_page(&p, "operator's wizard");
+    p.has("No active agent of yours.")
+        .lacks(&format!(r#"<option value="{agent}">"#))
+        .lacks(r#"data-api="/api/v1/vm-jobs""#);
 
     // ---- viewer: sees, changes nothing ----
     let cookie = sign_in(&s, "viewer@console.test", PASSWORD).await;
@@ -394,6 +479,12 @@ async fn pages_render_for_each_role(b: Backend) {
     }
     let p = page(&s, "/console/agents", Some(&cookie)).await;
     p.has("viewer-box").lacks("op-box").lacks("pve-runner");
+    page(&s, "/console/vm-jobs", Some(&cookie))
+        .await
+        .lacks("/console/vm-jobs/new");
+    let p = page(&s, "/console/vm-jobs/new", Some(&cookie)).await;
+    assert_eq!(p.status, 403);
+    p.has("FORBIDDEN");
     // designed empty states
     page(&s, "/console/commands", Some(&cookie))
         .await
@@ -401,8 +492,34 @@ async fn pages_render_for_each_role(b: Backend) {
     page(&s, "/console", Some(&cookie))
         .await
         .has("No VM job is running.")
-        .has("No failed commands.");
+        .has("No failed commands.")
+        .lacks("License alerts")
+        .lacks("/console/licenses");
     s.stop().await;
+}
+
+/// Every field path of a validation error envelope is the `name` of a
+/// control in the page (console.js puts the message next to it; a list
+/// item's path `names[1]` lands on the list's control `names`).
+#[track_caller]
+pub(crate) fn assert_fields_on_page(envelope: &Value, html: &str) {
+    assert_eq!(envelope["error"]["code"], "VALIDATION_ERROR", "{envelope}");
+    let fields = envelope["error"]["details"]["fields"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no field paths: {envelope}"));
+    assert!(!fields.is_empty(), "{envelope}");
+    for path in fields.keys() {
+        let control = path.split('[').next().unwrap();
+        assert!(
+            html.contains(&format!(r#"name="{control}""#)),
+            "the page has no control for {path:?} ({envelope})"
+        );
+    }
+}
+
+fn idempotency_key(html: &str) -> String {
+    let at = html.find(r#"name="idempotency_key" value=""#).unwrap() + 30;
+    html[at..at + 36].to_string()
 }
 
 async fn cookie_session_csrf_and_sign_out(b: Backend) {
@@ -626,15 +743,23 @@ async fn event_stream_works_with_the_cookie(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = s.admin_token().await;
     let cookie = sign_in(&s, "admin@localhost", &s.admin_password).await;
-    // what EventSource sends: the cookie, no Authorization header
+    // what EventSource sends: the cookie, no Authorization header; and
+    // what browsers send: Accept-Encoding (the stream is never compressed:
+    // the encoder would hold events back)
     let r = reqwest::Client::new()
         .get(s.url("/api/v1/vm-ops/events"))
         .header(header::COOKIE, format!("bmx_session={cookie}"))
         .header(header::ACCEPT, "text/event-stream")
+        .header(header::ACCEPT_ENCODING, "gzip")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers().get(header::CONTENT_ENCODING).is_none(),
+        "{:?}",
+        r.headers()
+    );
     assert!(r.headers()[header::CONTENT_TYPE]
         .to_str()
         .unwrap()
@@ -713,6 +838,32 @@ async fn assets_are_immutable_and_pages_have_a_strict_csp(b: Backend) {
             );
         }
     }
+    // gzip when asked for, the same bytes once decompressed; not when not asked
+    let js = format!("{base}/console.js");
+    let plain = get(js.clone()).await;
+    assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+    let plain = plain.bytes().await.unwrap();
+    let gz = browser()
+        .get(s.url(&js))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
+    let packed = gz.bytes().await.unwrap();
+    assert!(
+        packed.len() < plain.len() / 2,
+        "{} of {}",
+        packed.len(),
+        plain.len()
+    );
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&packed[..]),
+        &mut unpacked,
+    )
+    .unwrap();
+    assert_eq!(unpacked, plain);
     // unknown file, another build's hash: plain-text 404
     for path in [
         format!("{base}/nope.js"),

@@ -24,6 +24,14 @@ mod bus;
 /// The web console: pages per role, cookie session, CSRF, event stream with
 /// the cookie, assets and CSP (issue #14, the fast ring without a browser).
 mod console;
+/// Console pages of users, API tokens, tenants and settings (fast ring).
+mod console_admin;
+/// Console pages of licenses, artifacts, secrets, VMs (fast ring).
+mod console_delivery;
+/// Console pages of unattend profiles and playbooks (fast ring).
+mod console_profiles;
+/// Console pages of resources and workspace kinds (fast ring).
+mod console_records;
 /// External (Supabase-compatible) JWTs.
 mod external_jwt;
 /// Finance operations and the daily statistics computed in SQL, against
