@@ -321,6 +321,35 @@ async fn flow(s: &Session, server: &Server, sim: &pve_sim::PveSim, art: &std::pa
         .await;
     assert_eq!(progress, json!([3, 3]));
     shot(s, art, "flow-job-completed").await;
+    // each VM links to its page: the guest's steps as it reported them
+    s.click_css("#job tbody tr:first-child td:nth-child(2) a")
+        .await;
+    wait_js(
+        s,
+        "the first VM's page",
+        "return location.pathname;",
+        T_PAGE,
+        |v| v.as_str().is_some_and(|p| p.starts_with("/console/vms/")),
+    )
+    .await;
+    let v = wait_js(
+        s,
+        "the guest's progress on the VM's page",
+        "const st = document.querySelector('[data-testid=progress-state]');
+         return st ? [st.textContent, [...document.querySelectorAll('#vm-progress tbody tr td:first-child')]
+                       .map(td => td.textContent)] : null;",
+        T_PAGE,
+        |v| !v.is_null(),
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!([
+            "completed",
+            ["network_configured", "windows_installed", "completed"]
+        ]),
+        "{v}"
+    );
     // what the page showed is what the server recorded: every VM through
     // every step in order
     for (idx, steps) in steps_of(&events(server, &job_id).await) {

@@ -17,7 +17,7 @@ use axum::Router;
 use serde::Serialize;
 
 use super::pages::{any_of, list_params, options, param, url, with_param, PageResult};
-use super::views::{pretty, when, Choice, Layout, Pager, Prop};
+use super::views::{capitalize, pretty, when, Choice, Layout, Pager, Prop};
 use super::{render, ConsoleError, ConsoleUser};
 use crate::auth::{Identity, Role};
 use crate::db::ids::{ArtifactReleaseId, LicenseId, SecretId, UserId};
@@ -33,6 +33,8 @@ use crate::domains::licensing::store::{
     AUDIT_ACTIONS, AUDIT_LIST as LICENSE_AUDIT_LIST, LICENSE_LIST,
 };
 use crate::domains::licensing::{LicenseStatus, LicenseType, LicenseView};
+use crate::domains::provisioning::service::ProgressView;
+use crate::domains::provisioning::ProvisioningError;
 use crate::domains::secrets::store::{BINDING_LIST, SECRET_LIST};
 use crate::domains::secrets::{SecretBinding, SecretMeta};
 use crate::domains::vms::service::VmView;
@@ -522,13 +524,6 @@ pub async fn license_alerts(
         });
     }
     Ok(alerts)
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------- artifacts
@@ -1181,6 +1176,97 @@ pub struct VmPage {
     pub props: Vec<Prop>,
     pub metadata: Option<String>,
     pub targets: Vec<Choice>,
+    /// The guest's provisioning progress (its newest token), if it has one.
+    pub progress: Option<ProgressPanel>,
+}
+
+/// A guest's provisioning as the VM page shows it.
+pub struct ProgressPanel {
+    /// `pending`, `running`, `completed` or `failed`.
+    pub state: String,
+    pub token: Vec<Prop>,
+    pub steps: Vec<StepRow>,
+    /// The auto-detach of the provisioning CD-ROM, when requested.
+    pub detach: Option<String>,
+    pub detach_command: Option<String>,
+}
+
+pub struct StepRow {
+    pub step: &'static str,
+    pub status: &'static str,
+    pub reported: String,
+    pub count: i64,
+    pub details: String,
+}
+
+impl ProgressPanel {
+    fn new(p: &ProgressView) -> ProgressPanel {
+        let t = &p.token;
+        let mut token = vec![
+            Prop {
+                name: "Token",
+                value: format!("{} ({})", t.token_hint, t.status.as_str()),
+            },
+            Prop {
+                name: "Issued",
+                value: format!("{} by {}", when(&t.issued_at), t.issued_by),
+            },
+            Prop {
+                name: "Expires",
+                value: when(&t.expires_at),
+            },
+        ];
+        if let Some(used) = &t.used_at {
+            token.push(Prop {
+                name: "Used",
+                value: when(used),
+            });
+        }
+        if let Some(revoked) = &t.revoked_at {
+            token.push(Prop {
+                name: "Revoked",
+                value: format!(
+                    "{} ({})",
+                    when(revoked),
+                    t.revoke_reason.as_deref().unwrap_or("no reason given")
+                ),
+            });
+        }
+        let detach = p.detach.as_ref().map(|d| {
+            let status = d
+                .command_status
+                .clone()
+                .or_else(|| d.dispatch_error.clone().map(|e| format!("not sent: {e}")))
+                .unwrap_or_else(|| "requested".into());
+            let error = match (&d.command_error_code, &d.command_error_message) {
+                (Some(c), Some(m)) => format!(" ({c}: {m})"),
+                (Some(one), None) | (None, Some(one)) => format!(" ({one})"),
+                (None, None) => String::new(),
+            };
+            format!("{}, {status}{error}", when(&d.requested_at))
+        });
+        ProgressPanel {
+            state: p.state.clone(),
+            token,
+            steps: p
+                .steps
+                .iter()
+                .map(|s| StepRow {
+                    step: s.step.as_str(),
+                    status: s.status.as_str(),
+                    reported: when(&s.reported_at),
+                    count: s.report_count,
+                    details: s
+                        .details
+                        .as_ref()
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            detach_command: p.detach.as_ref().and_then(|d| d.command_id.clone()),
+            detach,
+        }
+    }
 }
 
 /// `GET /console/vms/{uuid}`: one VM; admins change its status.
@@ -1217,7 +1303,18 @@ pub async fn vm(
         },
     ];
     let current = v.status.as_str();
+    // what the guest reported while it installed (no token yet: none)
+    let progress = match state
+        .provisioning
+        .progress(&user.identity, &v.vm_uuid)
+        .await
+    {
+        Ok(p) => Some(ProgressPanel::new(&p)),
+        Err(ProvisioningError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
     render(&VmPage {
+        progress,
         layout: user.layout(
             "vms",
             format!("VM {}", v.vm_name.as_deref().unwrap_or(&v.vm_uuid)),

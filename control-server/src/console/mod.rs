@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/vm-jobs/new", get(pages::vm_job_new))
         .route("/console/vm-jobs/{id}", get(pages::vm_job))
         .route("/console/bots", get(pages::bots))
+        .route("/console/bots/archive", get(pages::bots_archive))
         .route("/console/bots/{id}", get(pages::bot))
         .route("/console/finance", get(pages::finance))
         .merge(profiles::routes())

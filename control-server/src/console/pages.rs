@@ -7,10 +7,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::views::{
-    AgentPage, AgentRow, AgentsPage, BotPage, BotRow, BotsPage, Chart, Choice, CommandPage,
-    CommandRow, CommandsPage, Count, DashboardPage, FinancePage, ItemRow, JobRow, LogRow,
-    NotFoundPage, OperationRow, OutputLine, Pager, Prop, VmJobNewPage, VmJobPage, VmJobsPage,
-    BAN_MECHANISMS,
+    AgentPage, AgentRow, AgentsPage, ArchiveRow, BotPage, BotRow, BotsArchivePage, BotsPage, Chart,
+    Choice, CommandPage, CommandRow, CommandsPage, Count, DashboardPage, FinancePage, ItemRow,
+    JobRow, LogRow, NotFoundPage, OperationRow, OutputLine, Pager, Prop, VmJobNewPage, VmJobPage,
+    VmJobsPage, BAN_MECHANISMS,
 };
 use super::{render, ConsoleError, ConsoleUser};
 use crate::auth::Role;
@@ -19,7 +19,9 @@ use crate::db::list::{ListParams, ListSpec};
 use crate::db::now_ms;
 use crate::domains::agents::store::AGENT_LIST;
 use crate::domains::agents::Caller;
-use crate::domains::bots::store::{BotStatus, BOT_LIST, LOG_LIST, PROJECT_NAMES, STATUS_NAMES};
+use crate::domains::bots::store::{
+    BotStatus, ARCHIVE_LIST, BOT_LIST, LOG_LIST, PROJECT_NAMES, STATUS_NAMES,
+};
 use crate::domains::commands::service::command_view;
 use crate::domains::commands::service::{PROXMOX_ACTIONS, SSH_ACTIONS};
 use crate::domains::commands::store::COMMAND_LIST;
@@ -484,6 +486,37 @@ pub async fn bots(
     })
 }
 
+/// `GET /console/bots/archive`: banned bots' archive snapshots (list kit
+/// in the URL), newest first.
+pub async fn bots_archive(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    RawQuery(q): RawQuery,
+) -> PageResult {
+    let raw = q.unwrap_or_default();
+    let params = list_params(&ARCHIVE_LIST, &raw)?;
+    let page = state.bots.archive(&user.identity, &params).await?;
+    render(&BotsArchivePage {
+        layout: user.layout("bots", "Bot archive"),
+        rows: page.items.iter().map(ArchiveRow::new).collect(),
+        pager: Pager::new(&page, |p| {
+            url(
+                "/console/bots/archive",
+                &with_param(&raw, "page", &p.to_string()),
+            )
+        }),
+        q: param(&raw, "q"),
+        projects: Choice::list(PROJECT_NAMES, &param(&raw, "project_id"), "Any project"),
+        sorts: Choice::list(
+            &["archived_at", "name", "character_name", "project_id"],
+            &param(&raw, "sort"),
+            "Newest",
+        ),
+        orders: Choice::list(&["asc", "desc"], &param(&raw, "order"), "Default order"),
+        filtered: any_of(&raw, &["q", "project_id"]),
+    })
+}
+
 /// Options of a form's `<select>` without an "any" entry.
 pub(super) fn options(values: impl IntoIterator<Item = &'static str>) -> Vec<Choice> {
     values
@@ -533,8 +566,8 @@ pub async fn bot(
 /// The finance chart's window: the last 30 UTC days, today included.
 const CHART_DAYS: i64 = 30;
 
-/// `GET /console/finance`: the daily net-profit chart, the operations
-/// (list kit in the URL) and the create form.
+/// `GET /console/finance`: the daily net-profit and gold-price charts, the
+/// operations (list kit in the URL) and the create form.
 pub async fn finance(
     State(state): State<AppState>,
     user: ConsoleUser,
@@ -549,6 +582,10 @@ pub async fn finance(
     let stats = state
         .finance
         .daily_stats(me, first * 86_400_000, (today + 1) * 86_400_000)
+        .await?;
+    let prices = state
+        .finance
+        .gold_price_history(me, first * 86_400_000, (today + 1) * 86_400_000)
         .await?;
     render(&FinancePage {
         layout: user.layout("finance", "Finance"),
@@ -571,6 +608,7 @@ pub async fn finance(
         filtered: any_of(&raw, &["q", "type", "currency"]),
         url: url("/console/finance", &raw),
         chart: Chart::new(first, CHART_DAYS, &stats),
+        gold: Chart::gold(first, CHART_DAYS, &prices),
         today: day_key(today),
     })
 }

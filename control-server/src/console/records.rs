@@ -24,7 +24,7 @@ use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
 
 use super::pages::{any_of, param, url, with_param, PageResult};
-use super::views::{pretty, when, Choice, Layout, Pager};
+use super::views::{capitalize, pretty, when, Choice, Layout, Pager};
 use super::{render, ConsoleError, ConsoleUser};
 use crate::db::list::{ListParams, Page};
 use crate::db::Backend;
@@ -115,14 +115,6 @@ fn nouns(kind: &str) -> (&'static str, &'static str, &'static str) {
         "calendar" => ("Calendar", "events", "event"),
         "kanban" => ("Kanban", "tasks", "task"),
         _ => ("Records", "records", "record"),
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 

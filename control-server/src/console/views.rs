@@ -6,9 +6,10 @@ use askama::Template;
 use botmox_protocol::{Agent, Command};
 
 use crate::db::list::Page;
-use crate::domains::bots::service::{Bot, LogEntry};
-use crate::domains::finance::service::{DailyStats, Operation};
+use crate::domains::bots::service::{ArchiveEntry, Bot, LogEntry};
+use crate::domains::finance::service::{DailyStats, GoldPrice, Operation};
 use crate::domains::vm_jobs::service::{ItemView, JobSummary};
+use crate::domains::vm_jobs::ItemStep;
 
 /// What every signed-in page shares: navigation and who is signed in.
 pub struct Layout {
@@ -35,6 +36,14 @@ pub fn when(rfc3339: &str) -> String {
     let s = rfc3339.split('.').next().unwrap_or(rfc3339);
     let s = s.trim_end_matches('Z').replacen('T', " ", 1);
     format!("{s} UTC")
+}
+
+/// `revoked` → `Revoked`.
+pub fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn when_opt(t: Option<&str>) -> String {
@@ -424,6 +433,9 @@ pub struct VmJobsPage {
 pub struct ItemRow {
     pub index: i64,
     pub name: String,
+    /// The VM's SMBIOS uuid once it is registered (empty before): its page
+    /// in the VM registry (details and the guest's provisioning steps).
+    pub vm_uuid: String,
     pub step: String,
     pub state: String,
     pub attempt: i64,
@@ -440,6 +452,15 @@ impl ItemRow {
         ItemRow {
             index: i.index,
             name: i.name.clone(),
+            // registered in the VM registry from `registering` on
+            vm_uuid: if matches!(
+                i.step,
+                ItemStep::Starting | ItemStep::Installing | ItemStep::Detaching | ItemStep::Done
+            ) {
+                i.vm_uuid.clone()
+            } else {
+                String::new()
+            },
             step: i.step.to_string(),
             state: i.state.replace('_', " "),
             attempt: i.attempt,
@@ -544,6 +565,65 @@ pub struct BotsPage {
 }
 
 /// One lifecycle log entry.
+/// One archived (banned) bot with its snapshot.
+pub struct ArchiveRow {
+    pub bot_id: String,
+    pub name: String,
+    pub project: String,
+    pub character: String,
+    pub level: String,
+    pub archived: String,
+    pub ban_date: String,
+    pub mechanism: String,
+    pub reason: String,
+    /// `—` while banned, else when the bot was unbanned.
+    pub unbanned: String,
+}
+
+impl ArchiveRow {
+    pub fn new(a: &ArchiveEntry) -> ArchiveRow {
+        let c = &a.snapshot.character;
+        let character = [c.name.as_deref(), c.class.as_deref(), c.server.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        ArchiveRow {
+            bot_id: a.bot_id.to_string(),
+            name: a.name.clone(),
+            project: a.snapshot.project_id.as_str().to_string(),
+            character: if character.is_empty() {
+                "—".into()
+            } else {
+                character
+            },
+            level: a
+                .snapshot
+                .final_level
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "—".into()),
+            archived: when(&a.archived_at),
+            ban_date: a.ban_details.ban_date.clone(),
+            mechanism: a.ban_details.ban_mechanism.as_str().replace('_', " "),
+            reason: a.ban_details.ban_reason.clone(),
+            unbanned: when_opt(a.ban_details.unbanned_at.as_deref()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/bots_archive.html")]
+pub struct BotsArchivePage {
+    pub layout: Layout,
+    pub rows: Vec<ArchiveRow>,
+    pub pager: Pager,
+    pub q: String,
+    pub projects: Vec<Choice>,
+    pub sorts: Vec<Choice>,
+    pub orders: Vec<Choice>,
+    pub filtered: bool,
+}
+
 pub struct LogRow {
     pub when: String,
     pub kind: String,
@@ -685,8 +765,9 @@ pub struct Bar {
     pub title: String,
 }
 
-/// The daily net-profit chart: one bar per day that has operations, at its
-/// day's place in the window, up (gain) or down (loss) from the zero line.
+/// A server-drawn bar chart over a window of days (the finance page's net
+/// profit and gold price): one bar per day that has a value, at its day's
+/// place in the window, up (gain) or down (loss) from the zero line.
 pub struct Chart {
     pub width: u32,
     pub height: u32,
@@ -705,47 +786,73 @@ impl Chart {
 
     /// `days`: the window's length; `first_day`: its first UTC day number;
     /// `stats`: `YYYY-MM-DD` → the day's figures (days without operations
-    /// are absent).
+    /// are absent). One bar per day: its net profit.
     pub fn new(
         first_day: i64,
         days: i64,
         stats: &std::collections::BTreeMap<String, DailyStats>,
     ) -> Chart {
+        Chart::plot(first_day, days, |day| {
+            let d = stats.get(day)?;
+            Some((
+                d.net_profit,
+                format!(
+                    "{day}: net {:.2} (revenue {:.2}, expenses {:.2}, {} active bots)",
+                    d.net_profit, d.total_revenue, d.total_expenses, d.active_bots
+                ),
+            ))
+        })
+    }
+
+    /// The gold price per day (`prices`: `YYYY-MM-DD` → the day's mean
+    /// USD price of one gold; days without a sale are absent).
+    pub fn gold(
+        first_day: i64,
+        days: i64,
+        prices: &std::collections::BTreeMap<String, GoldPrice>,
+    ) -> Chart {
+        Chart::plot(first_day, days, |day| {
+            let p = prices.get(day)?;
+            Some((p.price, format!("{day}: {:.4} USD per gold", p.price)))
+        })
+    }
+
+    /// One bar per day of the window for which `value(day)` gives a value
+    /// and its tooltip, at its day's place, up from the zero line for a
+    /// value ≥ 0 (`gain`) and down for a negative one (`loss`).
+    fn plot(first_day: i64, days: i64, value: impl Fn(&str) -> Option<(f64, String)>) -> Chart {
         let slot = f64::from(Self::WIDTH) / days.max(1) as f64;
-        // The window's days that have figures, at their index in it.
-        let shown: Vec<(i64, String, &DailyStats)> = (0..days)
+        // The window's days that have a value, at their index in it.
+        let shown: Vec<(i64, String, f64, String)> = (0..days)
             .filter_map(|i| {
                 let day = crate::domains::finance::service::day_key(first_day + i);
-                let d = stats.get(&day)?;
-                Some((i, day, d))
+                let (v, title) = value(&day)?;
+                Some((i, day, v, title))
             })
             .collect();
         let top = shown
             .iter()
-            .map(|(_, _, d)| d.net_profit.max(0.0))
+            .map(|(_, _, v, _)| v.max(0.0))
             .fold(0.0_f64, f64::max);
         let bottom = shown
             .iter()
-            .map(|(_, _, d)| (-d.net_profit).max(0.0))
+            .map(|(_, _, v, _)| (-v).max(0.0))
             .fold(0.0_f64, f64::max);
         let span = (top + bottom).max(f64::EPSILON);
         let usable = f64::from(Self::HEIGHT) - 2.0 * Self::PAD;
         let zero = Self::PAD + usable * top / span;
         let bars = shown
             .into_iter()
-            .map(|(i, day, d)| {
-                let h = (usable * d.net_profit.abs() / span).max(1.0);
-                let gain = d.net_profit >= 0.0;
+            .map(|(i, day, v, title)| {
+                let h = (usable * v.abs() / span).max(1.0);
+                let gain = v >= 0.0;
                 Bar {
                     x: format!("{:.1}", i as f64 * slot + slot * 0.15),
                     y: format!("{:.1}", if gain { zero - h } else { zero }),
                     width: format!("{:.1}", slot * 0.7),
                     height: format!("{h:.1}"),
                     class: if gain { "gain" } else { "loss" },
-                    title: format!(
-                        "{day}: net {:.2} (revenue {:.2}, expenses {:.2}, {} active bots)",
-                        d.net_profit, d.total_revenue, d.total_expenses, d.active_bots
-                    ),
+                    title,
                     day,
                 }
             })
@@ -757,7 +864,14 @@ impl Chart {
             bars,
             from: crate::domains::finance::service::day_key(first_day),
             to: crate::domains::finance::service::day_key(first_day + days - 1),
-            max: format!("{:.2}", top.max(bottom)),
+            max: {
+                let m = top.max(bottom);
+                if m > 0.0 && m < 1.0 {
+                    format!("{m:.4}")
+                } else {
+                    format!("{m:.2}")
+                }
+            },
         }
     }
 }
@@ -776,6 +890,8 @@ pub struct FinancePage {
     pub filtered: bool,
     pub url: String,
     pub chart: Chart,
+    /// The gold price per day over the same window.
+    pub gold: Chart,
     /// Today (UTC), the form's default date.
     pub today: String,
 }

@@ -168,6 +168,18 @@ async fn serve_with_self_signed_tls_admin_cli_and_graceful_shutdown() {
     // HTTP/2 by ALPN under TLS: many console tabs, each with its event
     // stream, share one connection instead of exhausting HTTP/1.1's six
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    // the start's last line tells the admin where the console is
+    {
+        let log = s.log.lock().unwrap();
+        let at = |needle: &str| log.iter().position(|l| l.contains(needle));
+        let console = at("web console: ").unwrap_or_else(|| panic!("no console line: {log:?}"));
+        assert!(
+            log[console].contains(&format!("web console: {}/console", s.url)),
+            "{}",
+            log[console]
+        );
+        assert!(console > at("listening on ").unwrap(), "{log:?}");
+    }
     let der = resp
         .extensions()
         .get::<reqwest::tls::TlsInfo>()

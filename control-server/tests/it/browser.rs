@@ -679,6 +679,7 @@ async fn every_page(test: &str, backend: Backend, width: u32, height: u32) {
                 ("bot-banned", "/console/bots/bot-b".to_string()),
                 ("finance", "/console/finance".to_string()),
                 ("vm-job-new", "/console/vm-jobs/new".to_string()),
+                ("bots-archive", "/console/bots/archive".to_string()),
                 ("profiles", "/console/unattend-profiles".to_string()),
                 (
                     "profile",

@@ -946,17 +946,18 @@ async fn bots_and_finance_pages_for_each_role(b: Backend) {
         (0, "income", "sales", 100.0, "USD"),
         (0, "expense", "proxies", 30.0, "USD"),
         (2, "expense", "hosting", 50.0, "USD"),
-        (5, "income", "gold-sale", 20.0, "gold"),
+        (5, "income", "sale", 20.0, "gold"),
         (40, "income", "ancient", 7.0, "USD"),
     ];
     for (ago, kind, category, amount, currency) in ops {
+        let mut body = json!({"type": kind, "category": category, "amount": amount,
+                              "currency": currency, "date": day(ago).1, "bot_id": "bot-a"});
+        if currency == "gold" {
+            // sold at a recorded price: the gold price chart's one day
+            body["gold_price_at_time"] = json!(0.0125);
+        }
         let r = s
-            .post(
-                "/api/v1/finance/operations",
-                Some(&admin),
-                json!({"type": kind, "category": category, "amount": amount,
-                       "currency": currency, "date": day(ago).1, "bot_id": "bot-a"}),
-            )
+            .post("/api/v1/finance/operations", Some(&admin), body)
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
     }
@@ -1042,6 +1043,23 @@ async fn bots_and_finance_pages_for_each_role(b: Backend) {
         assert_eq!(p.status, 404, "{}", p.html);
         p.has("BOT_NOT_FOUND");
 
+        // ---- the archive: the banned bot's snapshot and ban
+        let p = page(&s, "/console/bots/archive", Some(&cookie)).await;
+        assert_page(&p, "/console/bots/archive");
+        p.has("<h1>Bot archive</h1>")
+            .has(r#"<a href="/console/bots/bot-b">Bravo</a>"#)
+            .has("<td>15.03.2026</td>")
+            .has("<td>hardware ban</td>")
+            .has("<td>caught farming</td>")
+            .lacks("Alpha");
+        assert!(p.mutating_forms().is_empty(), "{role}");
+        page(&s, "/console/bots", Some(&cookie))
+            .await
+            .has(r#"href="/console/bots/archive""#);
+        page(&s, "/console/bots/archive?q=nobody", Some(&cookie))
+            .await
+            .has("No archived bot matches these filters.");
+
         // ---- finance: the chart has one bar per day with operations
         let p = page(&s, "/console/finance", Some(&cookie)).await;
         assert_page(&p, "/console/finance");
@@ -1052,7 +1070,12 @@ async fn bots_and_finance_pages_for_each_role(b: Backend) {
             .has("ancient")
             .has("100.00 USD")
             .has("20.00 gold");
-        assert_eq!(p.html.matches("<rect class=\"bar ").count(), 3, "{role}");
+        assert_eq!(p.html.matches("<rect class=\"bar ").count(), 4, "{role}");
+        // the gold price chart: the day of the gold sold at a price
+        p.has(r#"<svg class="chart" id="gold-chart""#)
+            .has(&format!(r#"class="bar gold" data-day="{}""#, day(5).0))
+            .has(&format!("{}: 0.0125 USD per gold", day(5).0));
+        assert_eq!(p.html.matches("<rect class=\"bar gold\"").count(), 1);
         assert_eq!(p.html.matches("<rect class=\"bar gain\"").count(), 2);
         assert_eq!(p.html.matches("<rect class=\"bar loss\"").count(), 1);
         p.has(&format!(r#"class="bar gain" data-day="{}""#, day(0).0))
@@ -1101,7 +1124,9 @@ async fn bots_and_finance_pages_for_each_role(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.body);
     let cookie = sign_in(&s, "viewer@bf.test", PASSWORD).await;
     let p = page(&s, "/console/finance", Some(&cookie)).await;
-    assert_eq!(p.html.matches("<rect class=\"bar ").count(), 4);
+    // four net-profit bars now, and still the one gold price bar
+    assert_eq!(p.html.matches("<rect class=\"bar ").count(), 5);
+    assert_eq!(p.html.matches("<rect class=\"bar gold\"").count(), 1);
     p.has(&format!(r#"data-day="{}""#, day(9).0));
     s.stop().await;
 }

@@ -139,7 +139,7 @@ async fn delivery_pages_for_each_role(b: Backend) {
         &s,
         "/api/v1/vm/register",
         &operator,
-        json!({"vm_uuid": "vm-0001-aaaa", "vm_name": "farm-01", "project_id": "wow_tbc",
+        json!({"vm_uuid": "0f9e6a2c-1b3d-4c5e-8f70-0000000000a1", "vm_name": "farm-01", "project_id": "wow_tbc",
                "metadata": {"node": "pve1"}}),
     )
     .await;
@@ -150,6 +150,30 @@ async fn delivery_pages_for_each_role(b: Backend) {
         json!({"vm_uuid": "vm-0002-bbbb", "vm_name": "admin-vm"}),
     )
     .await;
+    // the operator's VM is provisioned (Linux) and its guest reports a step
+    let r = s
+        .post(
+            "/api/v1/provisioning/generate-iso-payload",
+            Some(&operator),
+            json!({"vm_uuid": "0f9e6a2c-1b3d-4c5e-8f70-0000000000a1", "os": "linux"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        201,
+        "{}",
+        r.body.to_string().get(..300).unwrap_or("")
+    );
+    let guest_token = r.body["data"]["token"].as_str().unwrap().to_string();
+    let r = s
+        .post(
+            "/api/v1/provisioning/report-progress",
+            None,
+            json!({"token": guest_token, "vm_uuid": "0f9e6a2c-1b3d-4c5e-8f70-0000000000a1", "step": "cloud_init_done",
+                   "status": "completed", "details": {"took_s": 42}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 
     let mut all_html = String::new();
     for (email, password, role) in [
@@ -373,13 +397,13 @@ async fn delivery_pages_for_each_role(b: Backend) {
         assert!(p.mutating_forms().is_empty());
         match role {
             "admin" => {
-                p.has(r#"href="/console/vms/vm-0001-aaaa">farm-01</a>"#)
+                p.has(r#"href="/console/vms/0f9e6a2c-1b3d-4c5e-8f70-0000000000a1">farm-01</a>"#)
                     .has("admin-vm")
                     .has(&op_id)
                     .has("wow tbc");
             }
             "operator" => {
-                p.has(r#"href="/console/vms/vm-0001-aaaa">farm-01</a>"#)
+                p.has(r#"href="/console/vms/0f9e6a2c-1b3d-4c5e-8f70-0000000000a1">farm-01</a>"#)
                     .lacks("admin-vm")
                     .has("<td class=\"mono\">you</td>");
             }
@@ -392,12 +416,27 @@ async fn delivery_pages_for_each_role(b: Backend) {
         if acts {
             p.has("No VM matches these filters.");
         }
-        let p = get("/console/vms/vm-0001-aaaa".into()).await;
+        let p = get("/console/vms/0f9e6a2c-1b3d-4c5e-8f70-0000000000a1".into()).await;
         if acts {
-            assert_page(&p, "/console/vms/vm-0001-aaaa");
+            assert_page(&p, "/console/vms/0f9e6a2c-1b3d-4c5e-8f70-0000000000a1");
             p.has("<h1>VM farm-01</h1>").has("pve1");
+            // what its guest reported, never the token itself
+            p.has(r#"<h2 id="h-progress">Provisioning</h2>"#)
+                .has(r#"data-testid="progress-state">running</span>"#)
+                .has("<td>cloud_init_done</td>")
+                .has(r#"<span class="badge completed">completed</span>"#)
+                .has("took_s")
+                .lacks(&guest_token);
             if admin_role {
-                assert_eq!(p.mutating_forms(), ["/api/v1/vms/vm-0001-aaaa"]);
+                get("/console/vms/vm-0002-bbbb".into())
+                    .await
+                    .has("No provisioning for this VM.");
+            }
+            if admin_role {
+                assert_eq!(
+                    p.mutating_forms(),
+                    ["/api/v1/vms/0f9e6a2c-1b3d-4c5e-8f70-0000000000a1"]
+                );
                 p.has(r#"<option value="paused">paused</option>"#);
             } else {
                 assert!(p.mutating_forms().is_empty(), "operator: admin-only PATCH");
