@@ -129,6 +129,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// The server's `Retry-After` (seconds), else 1 s.
+fn retry_after(resp: &reqwest::Response) -> Duration {
+    let s = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    Duration::from_secs(s)
+}
+
 async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
     c.post(url)
         .bearer_auth(token)
@@ -201,11 +212,14 @@ async fn run(n_agents: usize, rate: u64, seconds: u64) {
     // Agents: heartbeat, then long-poll; run each command (running → succeeded).
     let claims: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let completed = Arc::new(AtomicUsize::new(0));
+    // Polls answered neither 200 nor 204, by status.
+    let refused: Arc<Mutex<std::collections::BTreeMap<u16, u64>>> = Arc::default();
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut workers = vec![];
     for (_, token) in &agents {
         let (c, base, token) = (client.clone(), base.clone(), token.clone());
         let (claims, completed, stop) = (claims.clone(), completed.clone(), stop.clone());
+        let refused = refused.clone();
         workers.push(tokio::spawn(async move {
             let hb = post(
                 &c,
@@ -244,9 +258,24 @@ async fn run(n_agents: usize, rate: u64, seconds: u64) {
                     r = poll => r,
                     _ = stop.notified() => return,
                 };
-                let Ok(resp) = resp else { continue };
-                if resp.status().as_u16() != 200 {
+                let Ok(resp) = resp else {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
+                };
+                match resp.status().as_u16() {
+                    200 => {}
+                    204 => continue,
+                    // Shed or failing: wait as a real agent does.
+                    code => {
+                        refused
+                            .lock()
+                            .unwrap()
+                            .entry(code)
+                            .and_modify(|n| *n += 1)
+                            .or_insert(1u64);
+                        tokio::time::sleep(retry_after(&resp)).await;
+                        continue;
+                    }
                 }
                 let at = Instant::now();
                 let cmd: Value = resp.json().await.unwrap();
@@ -271,6 +300,7 @@ async fn run(n_agents: usize, rate: u64, seconds: u64) {
 
     // Dispatch at a fixed rate, round-robin over agents.
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let shed = Arc::new(AtomicUsize::new(0));
     let total = (rate * seconds) as usize;
     let t0 = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
@@ -278,16 +308,27 @@ async fn run(n_agents: usize, rate: u64, seconds: u64) {
     for i in 0..total {
         tick.tick().await;
         let (c, base, admin, sent) = (client.clone(), base.clone(), admin.clone(), sent.clone());
+        let shed = shed.clone();
         let agent_id = agents[i % agents.len()].0.clone();
         dispatches.push(tokio::spawn(async move {
+            // Latency counts from the first attempt; a shed dispatch is
+            // retried after its Retry-After, as a client should.
             let at = Instant::now();
-            let r = post(
-                &c,
-                format!("{base}/api/v1/vm-ops/proxmox/start"),
-                &admin,
-                json!({"agent_id": agent_id, "params": {"vmid": i}}),
-            )
-            .await;
+            let r = loop {
+                let resp = c
+                    .post(format!("{base}/api/v1/vm-ops/proxmox/start"))
+                    .bearer_auth(&admin)
+                    .json(&json!({"agent_id": agent_id, "params": {"vmid": i}}))
+                    .send()
+                    .await
+                    .unwrap();
+                if resp.status().as_u16() == 429 {
+                    shed.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(retry_after(&resp)).await;
+                    continue;
+                }
+                break resp.json::<Value>().await.unwrap();
+            };
             if let Some(id) = r["data"]["id"].as_str() {
                 sent.lock().unwrap().insert(id.to_string(), at);
             } else {
@@ -317,6 +358,14 @@ async fn run(n_agents: usize, rate: u64, seconds: u64) {
         .filter_map(|(id, s)| claims.get(id).map(|c| c.saturating_duration_since(*s)))
         .collect();
     lat.sort();
+    let shed = shed.load(Ordering::Relaxed);
+    if shed > 0 {
+        eprintln!("{n_agents} agents: {shed} dispatch attempts were shed (429) and retried");
+    }
+    let refused = refused.lock().unwrap();
+    if !refused.is_empty() {
+        eprintln!("{n_agents} agents: polls answered with (status: count) {refused:?}");
+    }
     let hz = 100.0; // USER_HZ on Linux
     let cpu = (ticks1 - ticks0) as f64 / hz / wall.as_secs_f64() * 100.0;
     println!(

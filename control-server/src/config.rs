@@ -78,10 +78,18 @@ pub struct Settings {
     /// Requests per minute per IP on public endpoints such as login [default: 20].
     #[arg(long, env = "BOTMOX_PUBLIC_RATE_LIMIT_PER_MINUTE", value_name = "N")]
     pub public_rate_limit_per_minute: Option<u32>,
-    /// Requests worked on at once; beyond it 429 `SERVER_BUSY` (a parked
-    /// long poll does not count) [default: 512].
+    /// Requests of people and API tokens worked on at once; beyond it 429
+    /// `SERVER_BUSY` [default: 512].
     #[arg(long, env = "BOTMOX_API_MAX_IN_FLIGHT", value_name = "N")]
     pub api_max_in_flight: Option<usize>,
+    /// Requests of agents worked on at once, a budget of their own; beyond
+    /// it 429 `SERVER_BUSY` (a parked long poll does not count) [default: 512].
+    #[arg(long, env = "BOTMOX_AGENT_MAX_IN_FLIGHT", value_name = "N")]
+    pub agent_max_in_flight: Option<usize>,
+    /// How long a request over its in-flight limit waits for a place
+    /// before it is shed with 429 [default: 1000].
+    #[arg(long, env = "BOTMOX_BUSY_QUEUE_MS", value_name = "MS")]
+    pub busy_queue_ms: Option<u64>,
     /// `Retry-After` of a shed request: 1 s plus a random 0..=N s, so a
     /// crowd comes back spread out [default: 10].
     #[arg(long, env = "BOTMOX_BUSY_RETRY_SPREAD_SECONDS", value_name = "SECONDS")]
@@ -284,6 +292,8 @@ impl Settings {
             api_rate_limit_per_minute,
             public_rate_limit_per_minute,
             api_max_in_flight,
+            agent_max_in_flight,
+            busy_queue_ms,
             busy_retry_spread_seconds,
             trust_forwarded_for,
             trusted_proxy_hops,
@@ -388,6 +398,8 @@ pub struct Config {
     pub api_rate_limit_per_minute: u32,
     pub public_rate_limit_per_minute: u32,
     pub api_max_in_flight: usize,
+    pub agent_max_in_flight: usize,
+    pub busy_queue_ms: u64,
     pub busy_retry_spread_seconds: u64,
     pub trust_forwarded_for: bool,
     /// Reverse proxies that append to `X-Forwarded-For` (1..=10).
@@ -725,12 +737,19 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        let api_max_in_flight = s.api_max_in_flight.unwrap_or(512);
-        if !(1..=1_000_000).contains(&api_max_in_flight) {
-            return Err(invalid(
-                "api_max_in_flight",
-                "must be between 1 and 1000000",
-            ));
+        let in_flight = |name: &'static str, v: Option<usize>| {
+            let v = v.unwrap_or(512);
+            if (1..=1_000_000).contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(name, "must be between 1 and 1000000"))
+            }
+        };
+        let api_max_in_flight = in_flight("api_max_in_flight", s.api_max_in_flight)?;
+        let agent_max_in_flight = in_flight("agent_max_in_flight", s.agent_max_in_flight)?;
+        let busy_queue_ms = s.busy_queue_ms.unwrap_or(1000);
+        if busy_queue_ms > 30_000 {
+            return Err(invalid("busy_queue_ms", "must be at most 30000"));
         }
         let busy_retry_spread_seconds = s.busy_retry_spread_seconds.unwrap_or(10);
         if busy_retry_spread_seconds > 600 {
@@ -921,6 +940,8 @@ impl Config {
             session_ttl_hours,
             api_rate_limit_per_minute,
             api_max_in_flight,
+            agent_max_in_flight,
+            busy_queue_ms,
             busy_retry_spread_seconds,
             public_rate_limit_per_minute,
             trust_forwarded_for: s.trust_forwarded_for.unwrap_or(false),
@@ -992,6 +1013,8 @@ impl Config {
         });
         // (outside the macro: json! hits the recursion limit at this size)
         v["api_max_in_flight"] = self.api_max_in_flight.into();
+        v["agent_max_in_flight"] = self.agent_max_in_flight.into();
+        v["busy_queue_ms"] = self.busy_queue_ms.into();
         v["busy_retry_spread_seconds"] = self.busy_retry_spread_seconds.into();
         v
     }

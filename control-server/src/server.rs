@@ -129,8 +129,15 @@ pub async fn start_with(
         services.provisioning.clone(),
         Duration::from_secs(cfg.bus.sweep_interval_s),
     )];
-    // Heartbeat write-behind: stores buffered last-seen times every
-    // `heartbeat_flush_interval_ms` (and `wait` once more at shutdown).
+    // Heartbeat write-behind: starts from the stored presence (a restart's
+    // reconnecting fleet is buffered, not written agent by agent), stores
+    // buffered last-seen times every `heartbeat_flush_interval_ms` (and
+    // `wait` once more at shutdown).
+    let loaded = services.agents.load_presence().await?;
+    tracing::info!(
+        agents = loaded,
+        "loaded the agents' presence for heartbeat write-behind"
+    );
     background.push(services.agents.clone().spawn_write_behind());
     // The VM jobs' orchestrator: resumes every unfinished job from the
     // database, then advances them as commands and guests report.
@@ -177,6 +184,8 @@ pub async fn start_with(
         limits: limits.clone(),
         admission: Arc::new(crate::http::admission::Admission::new(
             cfg.api_max_in_flight,
+            cfg.agent_max_in_flight,
+            Duration::from_millis(cfg.busy_queue_ms),
             cfg.busy_retry_spread_seconds,
         )),
         tls_sha256: material.as_ref().map(|m| Arc::from(m.sha256.as_str())),

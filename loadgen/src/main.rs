@@ -89,6 +89,9 @@ struct Args {
     /// Concurrent registrations.
     #[arg(long, default_value_t = 64)]
     register_concurrency: usize,
+    /// PostgreSQL database of an attached server, only to report its size.
+    #[arg(long)]
+    size_database_url: Option<String>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -153,6 +156,33 @@ fn proc_stats(pid: u32) -> (u64, u64, u64) {
 /// CPU share of one core between two `proc_stats` samples.
 fn cpu_pct(t0: u64, t1: u64, wall: Duration) -> f64 {
     (t1.saturating_sub(t0)) as f64 / 100.0 / wall.as_secs_f64() * 100.0
+}
+
+/// The database's size in bytes: PostgreSQL (`--database-url`) through
+/// `psql`, a spawned server's SQLite files (database, WAL) from its data
+/// dir; `None` for an attached server on SQLite.
+fn database_bytes(a: &Args, server: &Server) -> Option<u64> {
+    let url = a.database_url.as_ref().or(a.size_database_url.as_ref());
+    if let Some(url) = url {
+        let out = Command::new("psql")
+            .args([
+                url.as_str(),
+                "-Atc",
+                "SELECT pg_database_size(current_database())",
+            ])
+            .output()
+            .ok()?;
+        return String::from_utf8_lossy(&out.stdout).trim().parse().ok();
+    }
+    let dir = server.data.as_ref()?.path();
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(".db") || name.contains(".sqlite") {
+            total += e.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    Some(total)
 }
 
 struct Server {
@@ -413,8 +443,13 @@ async fn agent_loop(
                 Ok(r) if r.status().is_success() => {
                     let v: Value = r.json().await.unwrap_or(Value::Null);
                     let i = &v["data"]["intervals"];
-                    let hb_every =
-                        Duration::from_secs(i["heartbeat_interval_s"].as_u64().unwrap_or(30));
+                    // the server's jittered delay, within the interval
+                    let interval_ms = i["heartbeat_interval_s"].as_u64().unwrap_or(30) * 1000;
+                    let hb_every = Duration::from_millis(
+                        v["data"]["next_heartbeat_in_ms"]
+                            .as_u64()
+                            .map_or(interval_ms, |ms| ms.clamp(1000, interval_ms)),
+                    );
                     poll_ms = i["poll_timeout_s"].as_u64().unwrap_or(50) * 1000;
                     shared.last_hb_ok[me.index]
                         .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -709,6 +744,8 @@ async fn run(a: Args) -> anyhow::Result<()> {
         rss_idle as f64 / 1024.0
     );
 
+    let db_before = database_bytes(&a, &server);
+    let done_before = shared.completed.load(Ordering::Relaxed);
     let target = Target {
         c: c.clone(),
         dispatch_base,
@@ -740,6 +777,17 @@ async fn run(a: Args) -> anyhow::Result<()> {
         }
     }
 
+    if let (Some(b), Some(after)) = (db_before, database_bytes(&a, &server)) {
+        let lifecycles = shared.completed.load(Ordering::Relaxed) - done_before;
+        println!(
+            "database: {:.1} MB with {} agents registered, {:.1} MB after {} lifecycles ({:.2} KB per lifecycle)",
+            b as f64 / 1e6,
+            a.agents,
+            after as f64 / 1e6,
+            lifecycles,
+            after.saturating_sub(b) as f64 / 1e3 / lifecycles.max(1) as f64
+        );
+    }
     if a.storm {
         shared.counting.store(true, Ordering::Relaxed);
         let down = Instant::now();

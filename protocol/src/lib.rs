@@ -195,6 +195,25 @@ pub struct HeartbeatResponse {
     pub agent_token_expires_at: String,
     /// True once 75% of the token's lifetime has passed: call `token/rotate`.
     pub rotate_token: bool,
+    /// Send the next heartbeat after this many milliseconds: the interval
+    /// less a random share, which the server widens on an agent's first
+    /// heartbeat to a process, so a fleet that reconnected together after a
+    /// server restart spreads out. Absent from older servers: use
+    /// [`HeartbeatResponse::next_heartbeat_in`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_heartbeat_in_ms: Option<u64>,
+}
+
+impl HeartbeatResponse {
+    /// When to send the next heartbeat: the server's `next_heartbeat_in_ms`
+    /// kept within 1 s ..= the heartbeat interval, else the interval.
+    pub fn next_heartbeat_in(&self) -> std::time::Duration {
+        let interval_ms = self.intervals.heartbeat_interval_s.max(1) * 1000;
+        let ms = self
+            .next_heartbeat_in_ms
+            .map_or(interval_ms, |ms| ms.clamp(1000, interval_ms));
+        std::time::Duration::from_millis(ms)
+    }
 }
 
 /// `POST /api/v1/agents/token/rotate` (agent token).
@@ -454,4 +473,46 @@ pub struct AgentSecret {
     pub material_version: i64,
     pub updated_at: String,
     pub rotated_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn heartbeat_answer(next: Option<u64>) -> HeartbeatResponse {
+        let mut v = serde_json::json!({
+            "agent_id": "a",
+            "intervals": {"heartbeat_interval_s": 30, "poll_timeout_s": 50, "lease_s": 120},
+            "server_time": "2026-11-30T00:00:00Z",
+            "agent_token_expires_at": "2027-11-30T00:00:00Z",
+            "rotate_token": false
+        });
+        if let Some(n) = next {
+            v["next_heartbeat_in_ms"] = n.into();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_next_heartbeat_follows_the_server_within_bounds() {
+        // an older server: the interval
+        assert_eq!(
+            heartbeat_answer(None).next_heartbeat_in(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            heartbeat_answer(Some(12_345)).next_heartbeat_in(),
+            Duration::from_millis(12_345)
+        );
+        // never sooner than 1 s, never later than the interval
+        assert_eq!(
+            heartbeat_answer(Some(0)).next_heartbeat_in(),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            heartbeat_answer(Some(3_600_000)).next_heartbeat_in(),
+            Duration::from_secs(30)
+        );
+    }
 }

@@ -107,9 +107,11 @@ impl Heartbeater {
         loop {
             let interval = Duration::from_secs(self.intervals.borrow().heartbeat_interval_s.max(1));
             let delay = match self.beat(&Self::budget(failures), &stop.token).await {
-                Ok(_) => {
+                Ok(resp) => {
                     failures = 0;
-                    interval
+                    // the server's jittered delay (spreads a fleet that
+                    // reconnected together), within the interval
+                    resp.next_heartbeat_in()
                 }
                 Err(CallError::Cancelled) => return,
                 Err(e) if e.is_fatal() => {

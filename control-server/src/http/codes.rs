@@ -11,7 +11,8 @@ pub use botmox_protocol::codes::{
 };
 
 pub const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
-/// Over `api_max_in_flight`: shed at the door (429 + jittered `Retry-After`).
+/// Over `api_max_in_flight` (or `agent_max_in_flight` for agents): shed at
+/// the door (429 + jittered `Retry-After`).
 pub const SERVER_BUSY: &str = "SERVER_BUSY";
 pub const MALFORMED_JSON: &str = "MALFORMED_JSON";
 pub const BAD_REQUEST: &str = "BAD_REQUEST";
@@ -573,7 +574,7 @@ pub const TABLE: &[(&str, u16, &str)] = &[
     (
         SERVER_BUSY,
         429,
-        "The server is at `api_max_in_flight`; retry after the (jittered) `Retry-After`",
+        "The server is at its in-flight limit (`api_max_in_flight`, for agents `agent_max_in_flight`); retry after the (jittered) `Retry-After`",
     ),
     (
         TOO_MANY_STREAMS,

@@ -2,8 +2,9 @@
 //! HTTP on SQLite and PostgreSQL: what reaches the database and when (in
 //! flushes, not seconds), revocation despite the cache, two servers on one
 //! database, and what a crash loses. Also admission control: requests over
-//! `api_max_in_flight` are shed with 429 `SERVER_BUSY` and a jittered
-//! `Retry-After`; parked long polls and health checks do not count.
+//! `api_max_in_flight` (people) or `agent_max_in_flight` (agents) are shed
+//! with 429 `SERVER_BUSY` and a jittered `Retry-After`; parked long polls
+//! and health checks do not count.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use serde_json::{json, Value};
 
 backend_tests!(
     heartbeats_are_buffered_and_stored_at_shutdown,
+    the_server_spreads_heartbeats_with_a_jittered_next_heartbeat,
     last_seen_reaches_the_database_within_one_flush_interval,
     revocation_ends_the_next_call_at_once_despite_the_cache,
     a_crash_loses_only_the_buffered_last_seen,
@@ -95,14 +97,14 @@ async fn heartbeats_are_buffered_and_stored_at_shutdown(b: Backend) {
     let s = TestServer::start_with(b, settings(NEVER_MS, 10), axum::Router::new()).await;
     let admin = s.admin_token().await;
     let (agent_id, agent) = pair_agent(&s, &admin).await;
-    // The first heartbeat this process sees is written at once.
+    // Registration stored the agent online and seen; its heartbeats only
+    // change memory: the stored time stays, the agent stays online and
+    // dispatch works.
+    let registered = stored_last_seen(&s, &agent_id).await;
     let t1 = heartbeat(&s, &agent, json!({})).await;
-    assert_eq!(stored_last_seen(&s, &agent_id).await, t1);
-    // The next ones only change memory: the stored time stays, the agent
-    // stays online and dispatch works.
     let t2 = heartbeat(&s, &agent, json!({})).await;
-    assert!(t2 > t1);
-    assert_eq!(stored_last_seen(&s, &agent_id).await, t1);
+    assert!(t2 > t1 && t1 > registered);
+    assert_eq!(stored_last_seen(&s, &agent_id).await, registered);
     let a = s
         .get(&format!("/api/v1/agents/{agent_id}"), Some(&admin))
         .await;
@@ -126,6 +128,72 @@ async fn heartbeats_are_buffered_and_stored_at_shutdown(b: Backend) {
     // A graceful stop stores what is buffered.
     let s = s.restart().await;
     assert_eq!(stored_last_seen(&s, &agent_id).await, t4);
+    s.stop().await;
+}
+
+/// The heartbeat answer says when to send the next one: within the
+/// interval, anywhere in its last 90 % on an agent's first heartbeat to a
+/// server process (a restart's reconnecting fleet spreads out), within its
+/// last 10 % after that — random, so a fleet does not stay in step.
+async fn the_server_spreads_heartbeats_with_a_jittered_next_heartbeat(b: Backend) {
+    let s = TestServer::start_with(b, settings(NEVER_MS, 10), axum::Router::new()).await;
+    let admin = s.admin_token().await;
+    let mut agents = vec![];
+    for _ in 0..8 {
+        agents.push(pair_agent(&s, &admin).await.1);
+    }
+    let agent = agents[0].clone();
+    let next = |s: &TestServer, token: &str| {
+        let (s, token) = (s.url("/api/v1/agents/heartbeat"), token.to_string());
+        async move {
+            let v: Value = reqwest::Client::new()
+                .post(s)
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let interval = v["data"]["intervals"]["heartbeat_interval_s"]
+                .as_u64()
+                .unwrap()
+                * 1000;
+            (
+                v["data"]["next_heartbeat_in_ms"].as_u64().unwrap(),
+                interval,
+            )
+        }
+    };
+    // known to this process since registration: the last 10 %
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let (n, interval) = next(&s, &agent).await;
+        assert!(
+            (interval * 9 / 10..=interval).contains(&n),
+            "{n} of {interval}"
+        );
+        seen.insert(n);
+    }
+    assert!(seen.len() > 1, "random, not one value: {seen:?}");
+    // after a restart, each agent's first heartbeat gets the wide range
+    // (eight agents all in the last 10 % by chance: p = 0.125^8), once
+    let s = s.restart().await;
+    let mut firsts = vec![];
+    for a in &agents {
+        let (first, interval) = next(&s, a).await;
+        assert!((1000..=interval).contains(&first), "{first} of {interval}");
+        firsts.push((first, interval));
+    }
+    assert!(
+        firsts.iter().any(|(f, i)| *f < i * 9 / 10),
+        "spread over the interval: {firsts:?}"
+    );
+    for a in &agents {
+        let (n, interval) = next(&s, a).await;
+        assert!(n >= interval * 9 / 10, "{n} of {interval}");
+    }
     s.stop().await;
 }
 
@@ -244,13 +312,49 @@ async fn a_crash_loses_only_the_buffered_last_seen(b: Backend) {
         .get(&format!("/api/v1/vm-ops/commands/{id}"), Some(&admin))
         .await;
     assert_eq!(c.body["data"]["status"], "succeeded", "{}", c.body);
-    // The agent simply carries on with the restarted server.
+    // The agent simply carries on with the restarted server, which loaded
+    // the stored presence at start: its heartbeat is buffered like any
+    // other (a reconnecting fleet is not a burst of writes), it stays
+    // online, and the next flush stores the time.
     let again = heartbeat(&s, &agent, json!({})).await;
-    assert_eq!(stored_last_seen(&s, &agent_id).await, again);
+    assert_eq!(stored_last_seen(&s, &agent_id).await, meta_at);
     let a = s
         .get(&format!("/api/v1/agents/{agent_id}"), Some(&admin))
         .await;
     assert_eq!(a.body["data"]["connection"], "online");
+    s.agents().flush_heartbeats().await.unwrap();
+    assert_eq!(stored_last_seen(&s, &agent_id).await, again);
+    s.stop().await;
+}
+
+/// The SQLite flush unpacks its JSON batch once and finds each agent by
+/// primary key — on a new database without table statistics too, where
+/// the first version of this statement re-read the whole batch for every
+/// agent (1 s a flush at 5,000 agents, issue #15's benchmarks). SQLite
+/// only: PostgreSQL's `jsonb_to_recordset` is unpacked once by nature.
+#[tokio::test]
+async fn flush_plan_on_sqlite_finds_agents_by_primary_key() {
+    use control_server::domains::agents::store::FLUSH_LAST_SEEN_SQLITE;
+    // a new database: no statistics yet
+    let s = TestServer::start(Backend::Sqlite).await;
+    let rows: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {FLUSH_LAST_SEEN_SQLITE}"))
+            .bind(r#"[{"id":"a","seen":1}]"#)
+            .fetch_all(s.db.raw_pool())
+            .await
+            .unwrap();
+    let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+    assert!(plan.contains(&"MATERIALIZE u"), "{plan:#?}");
+    assert!(
+        plan.iter()
+            .any(|p| p.starts_with("SEARCH agents USING") && p.ends_with("(id=?)")),
+        "agents found by primary key: {plan:#?}"
+    );
+    assert!(
+        !plan.iter().any(|p| p.starts_with("SCAN agents")
+            || p.starts_with("SEARCH agents USING INDEX agents_state_idx")),
+        "agents are not walked: {plan:#?}"
+    );
     s.stop().await;
 }
 
@@ -340,11 +444,15 @@ async fn postgres_two_servers_agree_on_connection_states() {
     a.stop().await;
 }
 
-/// `api_max_in_flight = 2`: a parked long poll leaves both places free; two
-/// requests held open by a test route take them; then every other request
-/// (but health) is shed with 429 `SERVER_BUSY` and a `Retry-After` of 1 s
-/// plus a random share of the spread — and a long poll is refused at its
-/// claim attempt. Once the held requests end, everything passes again.
+/// `api_max_in_flight = 2`, `agent_max_in_flight = 1`, `busy_queue_ms = 100`:
+/// a parked long poll leaves every place free; requests held open by a test
+/// route take them (two of the API's, then the agents' one); every other
+/// request of a full budget (but health) waits 100 ms for a place, then is
+/// shed with 429 `SERVER_BUSY` and a `Retry-After`
+/// of 1 s plus a random share of the spread — a long poll is refused at its
+/// claim attempt — while the other budget still serves: a crowd of agents
+/// never locks the admin out, nor the reverse. Once the held requests end,
+/// everything passes again.
 async fn over_the_in_flight_limit_requests_are_shed_with_a_jittered_retry_after(b: Backend) {
     use std::sync::Arc;
     use tokio::sync::Semaphore;
@@ -357,7 +465,8 @@ async fn over_the_in_flight_limit_requests_are_shed_with_a_jittered_retry_after(
             let (g, e) = (g.clone(), e.clone());
             async move {
                 e.add_permits(1);
-                let _pass = g.acquire().await;
+                // each permit lets exactly one held request end
+                g.acquire().await.unwrap().forget();
                 "released"
             }
         }),
@@ -366,6 +475,8 @@ async fn over_the_in_flight_limit_requests_are_shed_with_a_jittered_retry_after(
         b,
         Settings {
             api_max_in_flight: Some(2),
+            agent_max_in_flight: Some(1),
+            busy_queue_ms: Some(100),
             busy_retry_spread_seconds: Some(5),
             api_rate_limit_per_minute: Some(100_000),
             public_rate_limit_per_minute: Some(100_000),
@@ -382,27 +493,49 @@ async fn over_the_in_flight_limit_requests_are_shed_with_a_jittered_retry_after(
     let http = reqwest::Client::new();
     let parked = tokio::spawn(http.get(&poll_url).bearer_auth(&agent).send());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let hold = |s: &TestServer| {
-        let req = reqwest::Client::new().get(s.url("/api/v1/test/hold"));
+    // `as_agent`: the held request carries an agent token (the route does
+    // not check it), so it takes the agents' place
+    let hold = |s: &TestServer, as_agent: Option<&str>| {
+        let mut req = reqwest::Client::new().get(s.url("/api/v1/test/hold"));
+        if let Some(t) = as_agent {
+            req = req.bearer_auth(t);
+        }
         tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
     };
-    let (h1, h2) = (hold(&s), hold(&s));
+    let (h1, h2) = (hold(&s, None), hold(&s, None));
     let both = tokio::time::timeout(Duration::from_secs(10), entered.acquire_many(2)).await;
     assert!(
         both.is_ok(),
         "the two held requests got in beside the parked poll"
     );
 
-    // full: shed, with a spread-out Retry-After
+    // the API's budget is full: shed after waiting busy_queue_ms for a
+    // place, with a spread-out Retry-After
     let mut waits = std::collections::BTreeSet::new();
     for _ in 0..30 {
+        let t = std::time::Instant::now();
         let r = s.get("/api/v1/agents", Some(&admin)).await;
         r.assert_error(429, "SERVER_BUSY");
+        assert!(
+            t.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
         let ra: u64 = r.header("retry-after").unwrap().parse().unwrap();
         assert!((1..=6).contains(&ra), "Retry-After {ra}");
         waits.insert(ra);
     }
     assert!(waits.len() >= 3, "jittered: {waits:?}");
+    // … while agents are served from their own budget
+    let r = s
+        .post("/api/v1/agents/heartbeat", Some(&agent), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // the agents' budget is full too: agents are shed, a poll at its claim
+    let h3 = hold(&s, Some(&agent));
+    let third = tokio::time::timeout(Duration::from_secs(10), entered.acquire()).await;
+    assert!(third.is_ok(), "the agent's held request got in");
     let r = s
         .post("/api/v1/agents/heartbeat", Some(&agent), json!({}))
         .await;
@@ -414,11 +547,19 @@ async fn over_the_in_flight_limit_requests_are_shed_with_a_jittered_retry_after(
     // monitoring still sees a live server
     assert_eq!(s.get("/api/v1/health/live", None).await.status, 200);
 
+    // the API's places come back; the agents' stays taken
     gate.add_permits(2);
     assert_eq!(h1.await.unwrap(), 200);
     assert_eq!(h2.await.unwrap(), 200);
     let r = s.get("/api/v1/agents", Some(&admin)).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .post("/api/v1/agents/heartbeat", Some(&agent), json!({}))
+        .await;
+    r.assert_error(429, "SERVER_BUSY");
+
+    gate.add_permits(1);
+    assert_eq!(h3.await.unwrap(), 200);
     heartbeat(&s, &agent, json!({})).await;
     let polled = parked.await.unwrap().unwrap();
     assert_eq!(

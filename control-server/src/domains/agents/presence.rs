@@ -38,6 +38,9 @@ struct Record {
     /// not known to this process; the next one sent is written).
     version: Option<u64>,
     metadata: Option<u64>,
+    /// This process has received a heartbeat from the agent (a record
+    /// loaded from the database at start has not).
+    heard: bool,
 }
 
 /// What to do with a heartbeat.
@@ -47,6 +50,22 @@ pub enum HeartbeatPlan {
     Buffer,
     /// Write it now (state, version or metadata may change).
     WriteThrough,
+}
+
+/// A heartbeat's plan, and whether it is the agent's first to this process
+/// (after a server start: one of a reconnecting crowd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    pub plan: HeartbeatPlan,
+    pub first: bool,
+}
+
+/// What the database holds of an agent's presence, loaded at start.
+pub struct StoredPresence {
+    pub agent: AgentId,
+    pub last_seen: i64,
+    pub version: Option<u64>,
+    pub metadata: Option<u64>,
 }
 
 /// A fingerprint of an optional value (`None` never matches a stored one).
@@ -87,6 +106,24 @@ impl Presence {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Start from what the database holds (at server start), so that the
+    /// first heartbeats of a reconnecting fleet are buffered like any other
+    /// instead of each being written; records already present are kept.
+    pub fn load(&self, stored: impl IntoIterator<Item = StoredPresence>) -> usize {
+        let mut records = self.lock();
+        let before = records.len();
+        for p in stored {
+            records.entry(p.agent).or_insert(Record {
+                seen: p.last_seen,
+                stored: p.last_seen,
+                version: p.version,
+                metadata: p.metadata,
+                heard: false,
+            });
+        }
+        records.len() - before
+    }
+
     /// Decide for a heartbeat at `now` with these fingerprints; a buffered
     /// one is recorded at once.
     pub fn plan(
@@ -95,19 +132,24 @@ impl Presence {
         now: i64,
         version: Option<u64>,
         metadata: Option<u64>,
-    ) -> HeartbeatPlan {
+    ) -> Planned {
         let mut records = self.lock();
         let Some(r) = records.get_mut(agent) else {
-            return HeartbeatPlan::WriteThrough;
+            return Planned {
+                plan: HeartbeatPlan::WriteThrough,
+                first: true,
+            };
         };
+        let first = !std::mem::replace(&mut r.heard, true);
         let same_version = version.is_none() || version == r.version;
         let same_metadata = metadata.is_none() || metadata == r.metadata;
-        if same_version && same_metadata && now - r.stored <= self.max_buffered_age_ms {
+        let plan = if same_version && same_metadata && now - r.stored <= self.max_buffered_age_ms {
             r.seen = r.seen.max(now);
             HeartbeatPlan::Buffer
         } else {
             HeartbeatPlan::WriteThrough
-        }
+        };
+        Planned { plan, first }
     }
 
     /// A heartbeat at `now` was written through with these fingerprints
@@ -119,7 +161,9 @@ impl Presence {
             stored: now,
             version,
             metadata,
+            heard: true,
         });
+        r.heard = true;
         r.seen = r.seen.max(now);
         r.stored = r.stored.max(now);
         r.version = version.or(r.version);
@@ -182,13 +226,17 @@ mod tests {
     fn first_heartbeat_writes_through_then_buffers() {
         let p = Presence::new(30_000);
         let a = id("a");
-        assert_eq!(p.plan(&a, 1_000, None, None), HeartbeatPlan::WriteThrough);
+        let first = p.plan(&a, 1_000, None, None);
+        assert_eq!(first.plan, HeartbeatPlan::WriteThrough);
+        assert!(first.first);
         p.written(&a, 1_000, Some(7), None);
         assert!(p.pending().is_empty());
-        assert_eq!(p.plan(&a, 31_000, Some(7), None), HeartbeatPlan::Buffer);
+        let second = p.plan(&a, 31_000, Some(7), None);
+        assert_eq!(second.plan, HeartbeatPlan::Buffer);
+        assert!(!second.first);
         // Metadata this process has not written yet is written once.
         assert_eq!(
-            p.plan(&a, 31_000, None, Some(9)),
+            p.plan(&a, 31_000, None, Some(9)).plan,
             HeartbeatPlan::WriteThrough
         );
         assert_eq!(p.pending(), vec![(a.clone(), 31_000)]);
@@ -201,15 +249,67 @@ mod tests {
         let p = Presence::new(30_000);
         let a = id("a");
         p.written(&a, 0, Some(1), Some(2));
-        assert_eq!(p.plan(&a, 10, Some(1), Some(2)), HeartbeatPlan::Buffer);
-        assert_eq!(p.plan(&a, 10, Some(5), None), HeartbeatPlan::WriteThrough);
-        assert_eq!(p.plan(&a, 10, None, Some(5)), HeartbeatPlan::WriteThrough);
-        assert_eq!(p.plan(&a, 45_000, None, None), HeartbeatPlan::Buffer);
+        let plan = |now, v, m| p.plan(&a, now, v, m).plan;
+        assert_eq!(plan(10, Some(1), Some(2)), HeartbeatPlan::Buffer);
+        assert_eq!(plan(10, Some(5), None), HeartbeatPlan::WriteThrough);
+        assert_eq!(plan(10, None, Some(5)), HeartbeatPlan::WriteThrough);
+        assert_eq!(plan(45_000, None, None), HeartbeatPlan::Buffer);
         // Stored time 45.001 s old: the agent might turn unreachable before
         // the next flush, so this one is written.
-        assert_eq!(p.plan(&a, 45_001, None, None), HeartbeatPlan::WriteThrough);
+        assert_eq!(plan(45_001, None, None), HeartbeatPlan::WriteThrough);
         p.forget(&a);
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn loaded_records_buffer_a_restarts_first_heartbeats() {
+        let p = Presence::new(30_000);
+        let (a, b, c) = (id("a"), id("b"), id("c"));
+        p.written(&c, 9_000, None, None);
+        let loaded = p.load([
+            StoredPresence {
+                agent: a.clone(),
+                last_seen: 1_000,
+                version: fingerprint(Some("1.0")),
+                metadata: fingerprint(Some("{}")),
+            },
+            StoredPresence {
+                agent: b.clone(),
+                last_seen: 1_000,
+                version: None,
+                metadata: None,
+            },
+            // already known to this process: kept as it is
+            StoredPresence {
+                agent: c.clone(),
+                last_seen: 1,
+                version: None,
+                metadata: None,
+            },
+        ]);
+        assert_eq!(loaded, 2);
+        assert!(p.pending().is_empty(), "loading stores nothing again");
+        // same version and metadata as stored, recent: buffered, and first
+        let first = p.plan(&a, 5_000, fingerprint(Some("1.0")), fingerprint(Some("{}")));
+        assert_eq!(
+            first,
+            Planned {
+                plan: HeartbeatPlan::Buffer,
+                first: true
+            }
+        );
+        assert!(!p.plan(&a, 6_000, None, None).first);
+        // unknown metadata: written once
+        assert_eq!(
+            p.plan(&b, 5_000, None, fingerprint(Some("{}"))).plan,
+            HeartbeatPlan::WriteThrough
+        );
+        // silent for longer than 1.5 intervals: written (it may come online)
+        assert_eq!(
+            p.plan(&b, 47_000, None, None).plan,
+            HeartbeatPlan::WriteThrough
+        );
+        assert!(!p.plan(&c, 9_500, None, None).first);
     }
 
     #[test]

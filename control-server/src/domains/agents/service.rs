@@ -16,7 +16,7 @@ use botmox_protocol::{
 use serde_json::json;
 
 use super::auth_cache::AuthCache;
-use super::presence::{fingerprint, HeartbeatPlan, Presence};
+use super::presence::{fingerprint, HeartbeatPlan, Presence, StoredPresence};
 use super::store::{
     self, AgentRow, AgentStatus, ConnectionState, HeartbeatWrite, NewPairing, Registration,
 };
@@ -343,6 +343,11 @@ impl AgentsService {
         let (token, expires_at) = self.issue_agent_token(&mut tx, &row, now).await?;
         self.record_event(&mut tx, "registered", &row).await?;
         tx.commit().await?;
+        // Registration stored it online, seen now: its first heartbeat is
+        // buffered like any other (a fleet registering at once is not a
+        // second burst of writes).
+        self.presence
+            .written(&row.id, now, fingerprint(req.version.as_deref()), None);
         self.events.notify().await;
         tracing::info!(agent_id = %row.id, tenant = %row.tenant_id, "agent registered");
         Ok(RegisterResponse {
@@ -434,10 +439,10 @@ impl AgentsService {
         let now = now_ms();
         let version_fp = fingerprint(req.version.as_deref());
         let metadata_fp = fingerprint(metadata.as_deref());
-        let plan = self
+        let planned = self
             .presence
             .plan(&agent.agent_id, now, version_fp, metadata_fp);
-        if plan == HeartbeatPlan::WriteThrough {
+        if planned.plan == HeartbeatPlan::WriteThrough {
             match store::heartbeat(
                 self.db.writer(),
                 &agent.agent_id,
@@ -469,7 +474,42 @@ impl AgentsService {
             server_time: ms_to_rfc3339(now),
             agent_token_expires_at: ms_to_rfc3339(agent.token_expires_at),
             rotate_token: now >= agent.token_created_at + lifetime * 3 / 4,
+            next_heartbeat_in_ms: Some(self.next_heartbeat_in_ms(planned.first)),
         })
+    }
+
+    /// When the agent should heartbeat next: a random share of the interval
+    /// taken off it, so heartbeats do not arrive in step. An agent's first
+    /// heartbeat to this process (after a restart, the whole fleet within
+    /// seconds) gets anywhere in the interval's last 90 %, which spreads the
+    /// crowd over the interval from its second heartbeat on; later ones
+    /// keep within its last 10 %.
+    fn next_heartbeat_in_ms(&self, first: bool) -> u64 {
+        use rand::Rng;
+        let interval = self.cfg.heartbeat_interval_s * 1000;
+        let low = if first {
+            interval / 10
+        } else {
+            interval * 9 / 10
+        };
+        rand::rng().random_range(low.max(1000).min(interval)..=interval)
+    }
+
+    /// Load the stored presence of every active agent into the write-behind
+    /// records (at server start), so a reconnecting fleet's first heartbeats
+    /// are buffered instead of each being written through.
+    pub async fn load_presence(&self) -> StoreResult<usize> {
+        let mut stored = vec![];
+        store::each_active_presence(self.db.reader(), |id, seen, version, metadata| {
+            stored.push(StoredPresence {
+                agent: AgentId::from(id),
+                last_seen: seen,
+                version: fingerprint(version.as_deref()),
+                metadata: fingerprint(metadata.as_deref()),
+            })
+        })
+        .await?;
+        Ok(self.presence.load(stored))
     }
 
     /// Issue a fresh token; the presented one keeps working for a grace

@@ -292,6 +292,26 @@ pub async fn heartbeat(
     })
 }
 
+/// The flush on PostgreSQL: the batch unpacked once by `jsonb_to_recordset`.
+pub const FLUSH_LAST_SEEN_POSTGRES: &str =
+    "UPDATE agents AS a SET last_seen_at = u.seen, updated_at = GREATEST(a.updated_at, u.seen)
+     FROM jsonb_to_recordset($1::jsonb) AS u(id text, seen bigint)
+     WHERE a.id = u.id AND a.status = 'active'
+       AND (a.last_seen_at IS NULL OR a.last_seen_at < u.seen)";
+
+/// The flush on SQLite. The batch is unpacked once into a MATERIALIZED
+/// table, then each entry finds its agent by primary key. Written as a
+/// plain subquery, SQLite 3.46 without table statistics (a new database)
+/// chose to walk the agents by `status` and re-read the whole JSON batch
+/// for every agent: 1 s for 833 entries at 5,000 agents, holding the only
+/// writer (benchmarks.md, issue #15). `flush_plan_*` tests pin the plan.
+pub const FLUSH_LAST_SEEN_SQLITE: &str = "WITH u(id, seen) AS MATERIALIZED (
+         SELECT json_extract(value, '$.id'), json_extract(value, '$.seen') FROM json_each($1))
+     UPDATE agents SET last_seen_at = u.seen, updated_at = MAX(agents.updated_at, u.seen)
+     FROM u
+     WHERE agents.id = u.id AND agents.status = 'active'
+       AND (agents.last_seen_at IS NULL OR agents.last_seen_at < u.seen)";
+
 /// Store buffered last-seen times, all in one statement: the batch travels
 /// as one JSON parameter (`[{"id":…,"seen":…}]`; sqlx's `Any` driver binds
 /// no arrays). Active agents only; a time never moves backwards, so
@@ -313,25 +333,35 @@ pub async fn flush_last_seen(
     )
     .to_string();
     let sql = match backend {
-        Backend::Postgres => {
-            "UPDATE agents AS a SET last_seen_at = u.seen, updated_at = GREATEST(a.updated_at, u.seen)
-             FROM jsonb_to_recordset($1::jsonb) AS u(id text, seen bigint)
-             WHERE a.id = u.id AND a.status = 'active'
-               AND (a.last_seen_at IS NULL OR a.last_seen_at < u.seen)"
-        }
-        Backend::Sqlite => {
-            "UPDATE agents SET last_seen_at = u.seen, updated_at = MAX(agents.updated_at, u.seen)
-             FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.seen') AS seen
-                   FROM json_each($1)) AS u
-             WHERE agents.id = u.id AND agents.status = 'active'
-               AND (agents.last_seen_at IS NULL OR agents.last_seen_at < u.seen)"
-        }
+        Backend::Postgres => FLUSH_LAST_SEEN_POSTGRES,
+        Backend::Sqlite => FLUSH_LAST_SEEN_SQLITE,
     };
     Ok(sqlx::query(sql)
         .bind(json)
         .execute(w.exec())
         .await?
         .rows_affected())
+}
+
+/// Every active agent that has been seen: `each(id, last_seen_at, version,
+/// metadata)`, streamed (metadata can be 16 KiB an agent; only what `each`
+/// keeps stays in memory).
+pub async fn each_active_presence(
+    mut r: impl Read,
+    mut each: impl FnMut(String, i64, Option<String>, Option<String>),
+) -> StoreResult<usize> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query_as::<_, (String, i64, Option<String>, Option<String>)>(
+        "SELECT id, last_seen_at, version, metadata FROM agents
+         WHERE status = 'active' AND last_seen_at IS NOT NULL",
+    )
+    .fetch(r.exec());
+    let mut n = 0;
+    while let Some((id, seen, version, metadata)) = rows.try_next().await? {
+        each(id, seen, version, metadata);
+        n += 1;
+    }
+    Ok(n)
 }
 
 pub async fn revoke(

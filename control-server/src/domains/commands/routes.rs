@@ -20,6 +20,7 @@ use crate::auth::{Identity, Role};
 use crate::db::ids::{AgentId, CommandId};
 use crate::db::ms_to_rfc3339;
 use crate::domains::agents::{AgentIdentity, Caller};
+use crate::http::admission::Budget;
 use crate::http::envelope::{accepted, ok, paged, Envelope, Reply};
 use crate::http::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{enum_param, list_query_doc, opt_text, ApiJson, ApiPath, ApiQuery};
@@ -214,8 +215,13 @@ pub async fn next_command(
     if !(1000..=60_000).contains(&timeout_ms) {
         return Err(FieldErrors::one("timeout_ms", "must be between 1000 and 60000").into());
     }
-    // Admission control counts the claim attempt, not the parked wait.
-    let busy = state.admission.try_enter().map_err(ApiError::server_busy)?;
+    // Admission control counts the claim attempt, not the parked wait
+    // (the agents' budget: a fleet never takes the admins' places).
+    let busy = state
+        .admission
+        .enter(Budget::Agents)
+        .await
+        .map_err(ApiError::server_busy)?;
     match state
         .commands
         .next_command(&agent, Duration::from_millis(timeout_ms), Some(busy))
