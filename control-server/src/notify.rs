@@ -44,6 +44,9 @@ pub struct Notifier {
     /// PostgreSQL only: the pump that batches outgoing NOTIFYs.
     pump: Option<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
     pg: Option<AnyPool>,
+    /// Set once the server shuts down: parked long polls and event
+    /// streams end at once instead of holding the drain for its grace.
+    draining: watch::Sender<bool>,
 }
 
 enum Outgoing {
@@ -82,6 +85,22 @@ impl Notifier {
             revoked: tokio::sync::broadcast::channel(1024).0,
             pump,
             pg,
+            draining: watch::channel(false).0,
+        }
+    }
+
+    /// The server is shutting down: end every parked wait.
+    pub fn drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Resolves once the server shuts down (at once if it already is).
+    pub fn draining(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.draining.subscribe();
+        async move {
+            // the sender lives as long as the notifier; a closed channel
+            // also means the server is going away
+            let _ = rx.wait_for(|d| *d).await;
         }
     }
 

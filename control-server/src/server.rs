@@ -12,7 +12,8 @@ use crate::config::{Config, MetricsMode, TlsMode};
 use crate::db::Db;
 use crate::domains::agents::AgentsService;
 use crate::http::ratelimit::RateLimits;
-use crate::state::{AppState, Services};
+use crate::notify::Notifier;
+use crate::state::{AppState, AppStateFields, Services};
 use crate::{bootstrap, http, sweeper, telemetry, tls};
 
 /// A started server.
@@ -26,6 +27,8 @@ pub struct RunningServer {
     pub db: Db,
     /// The agents service (its heartbeat write-behind is flushed on shutdown).
     pub agents: Arc<AgentsService>,
+    /// Told to drain parked waits on shutdown.
+    notifier: Arc<Notifier>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Sweeper, heartbeat flusher, LISTEN task, limiter pruning: stopped
     /// with the server.
@@ -39,7 +42,7 @@ impl RunningServer {
 
     /// Stop accepting, let in-flight requests finish (up to `grace`), close the pool.
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
-        self.handle.graceful_shutdown(Some(grace));
+        begin_shutdown(&self.handle, &self.notifier, grace);
         self.wait().await
     }
 
@@ -154,7 +157,7 @@ pub async fn start_with(
         background.push(listener);
     }
     let agents = services.agents.clone();
-    let state = AppState {
+    let state = AppState::new(AppStateFields {
         accounts: services.accounts,
         agents: services.agents,
         commands: services.commands,
@@ -173,7 +176,7 @@ pub async fn start_with(
         artifacts: services.artifacts,
         theme: services.theme,
         secrets: services.secrets,
-        notifier: services.notifier,
+        notifier: services.notifier.clone(),
         metrics: if cfg.metrics == MetricsMode::Off {
             None
         } else {
@@ -189,7 +192,7 @@ pub async fn start_with(
             cfg.busy_retry_spread_seconds,
         )),
         tls_sha256: material.as_ref().map(|m| Arc::from(m.sha256.as_str())),
-    };
+    });
     let app = http::router_with(state, extra).into_make_service_with_connect_info::<SocketAddr>();
 
     let handle = Handle::new();
@@ -228,6 +231,7 @@ pub async fn start_with(
         handle,
         db,
         agents,
+        notifier: services.notifier,
         task,
         background,
     })
@@ -268,6 +272,14 @@ fn raise_nofile_limit() {
     }
 }
 
+/// Stop accepting and drain: parked long polls and event streams end at
+/// once (they do no work; waiting for them would hold every restart for the
+/// whole grace), other requests get up to `grace` to finish.
+fn begin_shutdown(handle: &Handle<SocketAddr>, notifier: &Notifier, grace: Duration) {
+    notifier.drain();
+    handle.graceful_shutdown(Some(grace));
+}
+
 /// Serve until SIGINT/SIGTERM, then shut down gracefully.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(cfg.shutdown_grace_seconds);
@@ -275,14 +287,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // arrives right after "listening on" is handled, not fatal.
     let signals = ShutdownSignals::register()?;
     let server = start(cfg).await?;
-    let handle = server.handle.clone();
+    let (handle, notifier) = (server.handle.clone(), server.notifier.clone());
     tokio::spawn(async move {
         signals.recv().await;
         tracing::info!(
             grace_s = grace.as_secs(),
             "shutting down: draining in-flight requests"
         );
-        handle.graceful_shutdown(Some(grace));
+        begin_shutdown(&handle, &notifier, grace);
     });
     server.wait().await?;
     tracing::info!("stopped");

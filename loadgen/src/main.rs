@@ -460,12 +460,19 @@ async fn agent_loop(
             }
         }
         if failed.is_none() {
+            // One connection per agent: the poll ends by the time the next
+            // heartbeat is due, so heartbeats go out when the server said
+            // (a real agent heartbeats from a task of its own).
+            let until_hb = next_hb
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64;
+            let timeout_ms = until_hb.clamp(1000, poll_ms);
             let poll = c
                 .get(format!(
-                    "{base}/api/v1/vm-ops/commands/next?timeout_ms={poll_ms}"
+                    "{base}/api/v1/vm-ops/commands/next?timeout_ms={timeout_ms}"
                 ))
                 .bearer_auth(&me.token)
-                .timeout(Duration::from_millis(poll_ms + 10_000))
+                .timeout(Duration::from_millis(timeout_ms + 10_000))
                 .send();
             let r = tokio::select! {
                 r = poll => r,

@@ -21,6 +21,7 @@ backend_tests!(
     revocation_ends_the_next_call_at_once_despite_the_cache,
     a_crash_loses_only_the_buffered_last_seen,
     over_the_in_flight_limit_requests_are_shed_with_a_jittered_retry_after,
+    shutdown_ends_parked_polls_and_streams_at_once,
 );
 
 /// A flush interval the test never reaches: flushes happen only when the
@@ -325,6 +326,48 @@ async fn a_crash_loses_only_the_buffered_last_seen(b: Backend) {
     s.agents().flush_heartbeats().await.unwrap();
     assert_eq!(stored_last_seen(&s, &agent_id).await, again);
     s.stop().await;
+}
+
+/// A shutdown ends parked long polls (204: the agent polls again and
+/// reaches the restarted server) and event streams at once instead of
+/// holding the drain for its whole grace (5 s here; 30 s by default, which
+/// made every restart of a fleet's server take 30 s).
+async fn shutdown_ends_parked_polls_and_streams_at_once(b: Backend) {
+    let s = TestServer::start_with(b, settings(NEVER_MS, 10), axum::Router::new()).await;
+    let admin = s.admin_token().await;
+    let (_agent_id, agent) = pair_agent(&s, &admin).await;
+    let http = reqwest::Client::new();
+    let poll = tokio::spawn(
+        http.get(s.url("/api/v1/vm-ops/commands/next?timeout_ms=60000"))
+            .bearer_auth(&agent)
+            .send(),
+    );
+    let mut stream = http
+        .get(s.url("/api/v1/vm-ops/events"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = std::time::Instant::now();
+    s.stop().await;
+    let stopped = t.elapsed();
+    let polled = poll
+        .await
+        .unwrap()
+        .expect("an answer, not a cut connection");
+    assert_eq!(polled.status().as_u16(), 204);
+    // the stream ends (whatever it sent before)
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ended");
+    assert!(
+        stopped < Duration::from_secs(4),
+        "stopped in {stopped:?}, not after the 5 s grace"
+    );
 }
 
 /// The SQLite flush unpacks its JSON batch once and finds each agent by

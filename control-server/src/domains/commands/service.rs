@@ -491,9 +491,10 @@ impl CommandsService {
 
     /// Long poll: claim the oldest queued command or wait until one arrives
     /// (woken at once by a dispatch here or, on PostgreSQL, in another
-    /// process) or the timeout passes. `busy` (the caller's share of an
-    /// in-flight limit, if any) is held for the first claim attempt only
-    /// and released before the poll parks: a waiting poll does no work.
+    /// process), the timeout passes or the server shuts down. `busy` (the
+    /// caller's share of an in-flight limit, if any) is held for the first
+    /// claim attempt only and released before the poll parks: a waiting
+    /// poll does no work.
     pub async fn next_command<B>(
         &self,
         agent: &AgentIdentity,
@@ -502,6 +503,8 @@ impl CommandsService {
     ) -> Result<Option<Command>, CommandError> {
         let mut busy = busy;
         let deadline = tokio::time::Instant::now() + timeout;
+        let draining = self.notifier.draining();
+        tokio::pin!(draining);
         let mut wake = self.notifier.subscribe_agent(agent.agent_id.as_str());
         let mut woken = false;
         loop {
@@ -538,6 +541,9 @@ impl CommandsService {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                // shutting down: answer 204 now (the agent polls again, and
+                // reaches the restarted server) instead of holding the drain
+                _ = &mut draining => return Ok(None),
                 // Safety net for a notification missed while a LISTEN
                 // connection was down (a cheap read).
                 _ = tokio::time::sleep(Duration::from_secs(30)) => {}

@@ -129,6 +129,7 @@ impl EventsService {
         let init = StreamState {
             events: self.clone(),
             wake: self.notifier.subscribe_events(),
+            draining: Box::pin(self.notifier.draining()),
             scope,
             filter,
             last,
@@ -169,6 +170,9 @@ impl EventsService {
                             return None;
                         }
                     }
+                    // shutting down: end the stream (the browser reconnects
+                    // with Last-Event-ID) instead of holding the drain
+                    _ = &mut s.draining => return None,
                     _ = tokio::time::sleep(Duration::from_secs(15)) => {}
                 }
             }
@@ -179,6 +183,8 @@ impl EventsService {
 struct StreamState {
     events: EventsService,
     wake: tokio::sync::watch::Receiver<u64>,
+    /// Resolves when the server shuts down.
+    draining: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     scope: TenantScope,
     filter: EventFilter,
     last: i64,
