@@ -730,21 +730,31 @@ pub struct ProfilePage {
     pub dis: &'static str,
 }
 
+/// Where an editor form saves: PUT to the stored item, or POST to the
+/// collection while creating (`id` is `None`).
+fn save_url(collection: &str, id: Option<&String>) -> String {
+    match id {
+        Some(id) => format!("{collection}/{id}"),
+        None => collection.to_string(),
+    }
+}
+
+fn save_method(id: Option<&String>) -> &'static str {
+    if id.is_some() {
+        "PUT"
+    } else {
+        "POST"
+    }
+}
+
 impl ProfilePage {
     /// The form's target and method.
     pub fn api(&self) -> String {
-        match &self.id {
-            Some(id) => format!("/api/v1/unattend-profiles/{id}"),
-            None => "/api/v1/unattend-profiles".into(),
-        }
+        save_url("/api/v1/unattend-profiles", self.id.as_ref())
     }
 
     pub fn method(&self) -> &'static str {
-        if self.id.is_some() {
-            "PUT"
-        } else {
-            "POST"
-        }
+        save_method(self.id.as_ref())
     }
 }
 
@@ -895,19 +905,13 @@ pub struct PlaybookPage {
 }
 
 impl PlaybookPage {
+    /// The form's target and method.
     pub fn api(&self) -> String {
-        match &self.id {
-            Some(id) => format!("/api/v1/playbooks/{id}"),
-            None => "/api/v1/playbooks".into(),
-        }
+        save_url("/api/v1/playbooks", self.id.as_ref())
     }
 
     pub fn method(&self) -> &'static str {
-        if self.id.is_some() {
-            "PUT"
-        } else {
-            "POST"
-        }
+        save_method(self.id.as_ref())
     }
 }
 
