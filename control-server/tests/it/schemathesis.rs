@@ -215,17 +215,32 @@ async fn st_run(
         .current_dir(s.data.path())
         .env("NO_COLOR", "1")
         .kill_on_drop(true);
-    let started = Instant::now();
-    let out = cmd.output().await.expect("run st");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!(
-        "== schemathesis {:?} as {who} ({phases}, {examples} cases per operation): exit {:?} in {:.1}s\n{stdout}{stderr}",
-        s.backend,
-        out.status.code(),
-        started.elapsed().as_secs_f64()
-    );
-    out.status.success()
+    for attempt in 1..=2 {
+        let started = Instant::now();
+        let out = cmd.output().await.expect("run st");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!(
+            "== schemathesis {:?} as {who} ({phases}, {examples} cases per operation): exit {:?} in {:.1}s\n{stdout}{stderr}",
+            s.backend,
+            out.status.code(),
+            started.elapsed().as_secs_f64()
+        );
+        // The tool itself crashing is not a finding: CPython 3.11's `ast`
+        // raised this inside hypothesis (describing a lambda while
+        // schemathesis generated cases on its worker threads), once, on an
+        // endpoint no change had touched. Run once more for that crash
+        // only; a failed check never gets a second run.
+        if !out.status.success()
+            && attempt == 1
+            && stdout.contains("SystemError: AST constructor recursion depth mismatch")
+        {
+            println!("== the tool crashed inside CPython's ast, not a check: running it once more");
+            continue;
+        }
+        return out.status.success();
+    }
+    false
 }
 
 async fn schemathesis_finds_no_contract_violation(backend: Backend) {
