@@ -27,6 +27,10 @@ use serde_json::{json, Value};
 /// The W3C element reference key.
 pub const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// How often [`Session::text_of`] finds an element again after it went
+/// stale between finding and reading it.
+const STALE_RETRIES: usize = 5;
+
 /// WebDriver key codes (`Session::press`).
 pub mod keys {
     pub const TAB: &str = "\u{E004}";
@@ -368,17 +372,24 @@ impl Session {
     }
 
     /// The rendered text of the first match of `css`; "" when nothing
-    /// matches or the element went away meanwhile (a reload or a swapped
-    /// fragment makes it stale), so polling callers simply look again.
+    /// matches. An element swapped out between finding it and reading it
+    /// (an htmx refresh replaces the fragment) is found again, so a
+    /// one-shot assertion never reads a swap as empty text.
     pub async fn text_of(&self, css: &str) -> String {
-        let Some(e) = self.find(css).await else {
-            return String::new();
-        };
-        self.req("GET", &format!("/element/{}/text", e.0), None)
-            .await
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+        for _ in 0..STALE_RETRIES {
+            let Some(e) = self.find(css).await else {
+                return String::new();
+            };
+            match self
+                .req("GET", &format!("/element/{}/text", e.0), None)
+                .await
+            {
+                Ok(v) => return v.as_str().unwrap_or_default().to_string(),
+                Err(err) if err.contains("stale element") => continue,
+                Err(_) => return String::new(),
+            }
+        }
+        String::new()
     }
 
     pub async fn attr(&self, css: &str, name: &str) -> Option<String> {

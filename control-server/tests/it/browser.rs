@@ -1367,3 +1367,49 @@ async fn command_progresses_live() {
     })
     .await;
 }
+
+/// A live page replaces its fragment while a test reads it (the command
+/// page's refresh did, once, in CI): finding an element and reading its
+/// text are two WebDriver calls, and an element swapped out between them
+/// is found again instead of being read as "".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_of_reads_through_a_swapped_fragment() {
+    let test = "text_of_reads_through_a_swapped_fragment";
+    let Some((tools, server)) = server_for(test).await else {
+        return;
+    };
+    let b = Browser::start(tools, server, 1280, 800).await;
+    b.run(test, |b| {
+        async move {
+            let started =
+                b.s.exec(
+                    "const p = document.createElement('p');
+                     p.id = 'swapped';
+                     p.textContent = 'steady';
+                     document.body.append(p);
+                     window.__swaps = 0;
+                     window.__swapper = setInterval(() => {
+                         document.getElementById('swapped').replaceWith(p.cloneNode(true));
+                         window.__swaps++;
+                     }, 100);
+                     return true;",
+                    json!([]),
+                )
+                .await;
+            assert_eq!(started, json!(true));
+            for i in 0..100 {
+                assert_eq!(b.s.text_of("#swapped").await, "steady", "read {i}");
+            }
+            let swaps =
+                b.s.exec(
+                    "clearInterval(window.__swapper); return window.__swaps;",
+                    json!([]),
+                )
+                .await;
+            // the element really was replaced under the reads, many times
+            assert!(swaps.as_u64().unwrap() >= 5, "{swaps}");
+        }
+        .boxed()
+    })
+    .await;
+}

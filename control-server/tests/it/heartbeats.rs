@@ -136,6 +136,17 @@ async fn heartbeats_are_buffered_and_stored_at_shutdown(b: Backend) {
 /// interval, anywhere in its last 90 % on an agent's first heartbeat to a
 /// server process (a restart's reconnecting fleet spreads out), within its
 /// last 10 % after that — random, so a fleet does not stay in step.
+/// `(next_heartbeat_in_ms, interval in ms)` of a heartbeat's answer.
+async fn next(s: &TestServer, token: &str) -> (u64, u64) {
+    let r = s
+        .post("/api/v1/agents/heartbeat", Some(token), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let data = &r.body["data"];
+    let interval = data["intervals"]["heartbeat_interval_s"].as_u64().unwrap() * 1000;
+    (data["next_heartbeat_in_ms"].as_u64().unwrap(), interval)
+}
+
 async fn the_server_spreads_heartbeats_with_a_jittered_next_heartbeat(b: Backend) {
     let s = TestServer::start_with(b, settings(NEVER_MS, 10), axum::Router::new()).await;
     let admin = s.admin_token().await;
@@ -144,29 +155,6 @@ async fn the_server_spreads_heartbeats_with_a_jittered_next_heartbeat(b: Backend
         agents.push(pair_agent(&s, &admin).await.1);
     }
     let agent = agents[0].clone();
-    let next = |s: &TestServer, token: &str| {
-        let (s, token) = (s.url("/api/v1/agents/heartbeat"), token.to_string());
-        async move {
-            let v: Value = reqwest::Client::new()
-                .post(s)
-                .bearer_auth(token)
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let interval = v["data"]["intervals"]["heartbeat_interval_s"]
-                .as_u64()
-                .unwrap()
-                * 1000;
-            (
-                v["data"]["next_heartbeat_in_ms"].as_u64().unwrap(),
-                interval,
-            )
-        }
-    };
     // known to this process since registration: the last 10 %
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..20 {
