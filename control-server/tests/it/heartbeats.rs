@@ -132,10 +132,6 @@ async fn heartbeats_are_buffered_and_stored_at_shutdown(b: Backend) {
     s.stop().await;
 }
 
-/// The heartbeat answer says when to send the next one: within the
-/// interval, anywhere in its last 90 % on an agent's first heartbeat to a
-/// server process (a restart's reconnecting fleet spreads out), within its
-/// last 10 % after that — random, so a fleet does not stay in step.
 /// `(next_heartbeat_in_ms, interval in ms)` of a heartbeat's answer.
 async fn next(s: &TestServer, token: &str) -> (u64, u64) {
     let r = s
@@ -147,6 +143,10 @@ async fn next(s: &TestServer, token: &str) -> (u64, u64) {
     (data["next_heartbeat_in_ms"].as_u64().unwrap(), interval)
 }
 
+/// The heartbeat answer says when to send the next one: within the
+/// interval, anywhere in its last 90 % on an agent's first heartbeat to a
+/// server process (a restart's reconnecting fleet spreads out), within its
+/// last 10 % after that — random, so a fleet does not stay in step.
 async fn the_server_spreads_heartbeats_with_a_jittered_next_heartbeat(b: Backend) {
     let s = TestServer::start_with(b, settings(NEVER_MS, 10), axum::Router::new()).await;
     let admin = s.admin_token().await;
